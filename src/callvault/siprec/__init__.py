@@ -1,0 +1,1 @@
+"""callvault.siprec"""
