@@ -4,11 +4,16 @@ Headers keep their arrival order and the raw value text (after unfolding). Names
 canonicalised on the way in (``v`` -> ``Via``, ``cseq`` -> ``CSeq``) so that lookups
 and serialisation agree. Comma-separated multi-value headers are split on demand by
 ``get_all``, honouring quoted strings and angle brackets.
+
+The lexical pieces of RFC 3261 header syntax that several parsers share live here too:
+the token alphabet, quoted strings and ``;name=value`` parameter lists.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+
+from callvault.sip.errors import SipSyntaxError
 
 COMPACT_FORMS: dict[str, str] = {
     "a": "Accept-Contact",
@@ -128,8 +133,22 @@ def canonical_name(name: str) -> str:
     return _CANONICAL.get(lowered, stripped)
 
 
-def split_comma_values(value: str) -> list[str]:
-    """Split a header value on top-level commas (not inside quotes or ``<...>``)."""
+def split_comma_values(value: str, *, keep_empty: bool = False) -> list[str]:
+    """Split a header value on top-level commas (not inside quotes or ``<...>``).
+
+    Empty elements are dropped unless ``keep_empty`` (a strict parser wants to see
+    ``a,,b`` to reject it; RFC 3261 grammar has no empty list elements).
+    """
+    if '"' in value or "<" in value:
+        parts = _split_commas_slowly(value)
+    else:
+        parts = [p.strip() for p in value.split(",")]
+    if keep_empty:
+        return parts
+    return [p for p in parts if p]
+
+
+def _split_commas_slowly(value: str) -> list[str]:
     parts: list[str] = []
     current: list[str] = []
     in_quotes = False
@@ -159,7 +178,113 @@ def split_comma_values(value: str) -> list[str]:
             continue
         current.append(ch)
     parts.append("".join(current).strip())
-    return [p for p in parts if p]
+    return parts
+
+
+# RFC 3261 25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+TOKEN_CHARS: frozenset[str] = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
+)
+# gen-value = token / host / quoted-string: a host adds ":" "[" "]" (IPv6) to the token set.
+_GEN_VALUE_CHARS = TOKEN_CHARS | frozenset(":[]")
+WHITESPACE = " \t"
+
+
+def is_token(text: str) -> bool:
+    """True when ``text`` is a non-empty RFC 3261 token."""
+    return bool(text) and TOKEN_CHARS.issuperset(text)
+
+
+def read_quoted_string(text: str, start: int) -> tuple[str, int] | None:
+    """Read the quoted string opening at ``text[start] == '"'``.
+
+    Returns the unescaped content and the index just after the closing quote, or
+    ``None`` when the string is not terminated. A quoted-pair may escape any character
+    but CR and LF (RFC 3261 25.1), which unfolded header values no longer contain.
+    """
+    out: list[str] = []
+    i = start + 1
+    end = len(text)
+    while i < end:
+        ch = text[i]
+        if ch == "\\":
+            if i + 1 >= end:
+                return None
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if ch == '"':
+            return "".join(out), i + 1
+        out.append(ch)
+        i += 1
+    return None
+
+
+def quote_string(text: str) -> str:
+    """``text`` as a quoted-string, escaping ``"`` and ``\\``."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def split_outside_quotes(text: str, sep: str) -> list[str]:
+    """Split on ``sep`` where it is not inside a quoted string."""
+    if '"' not in text:
+        return text.split(sep)
+    parts: list[str] = []
+    start = 0
+    i = 0
+    end = len(text)
+    while i < end:
+        ch = text[i]
+        if ch == '"':
+            quoted = read_quoted_string(text, i)
+            i = end if quoted is None else quoted[1]
+            continue
+        if ch == sep:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
+def parse_params(text: str, what: str) -> dict[str, str | None]:
+    """Parse ``;name[=value]`` header parameters (RFC 3261 generic-param).
+
+    ``text`` is empty or starts with ``;`` (LWS around ``;`` and ``=`` allowed). Names
+    are lower-cased (they compare case-insensitively); a quoted value keeps its quotes
+    so that it serialises unchanged; a flag parameter maps to ``None``. The first of
+    duplicate names wins. Errors read ``f"{what}: ..."``.
+    """
+    params: dict[str, str | None] = {}
+    text = text.strip(WHITESPACE)
+    if not text:
+        return params
+    if text[0] != ";":
+        raise SipSyntaxError(f"{what}: expected ';' before parameters")
+    for raw in split_outside_quotes(text[1:], ";"):
+        name, eq, value = raw.partition("=")
+        name = name.strip(WHITESPACE)
+        value = value.strip(WHITESPACE)
+        if not name:
+            raise SipSyntaxError(f"{what}: empty parameter")
+        if not is_token(name):
+            raise SipSyntaxError(f"{what}: bad parameter name {name[:40]!r}")
+        if eq and not _is_gen_value(value):
+            raise SipSyntaxError(f"{what}: bad value for parameter {name[:40]!r}")
+        params.setdefault(name.lower(), value if eq else None)
+    return params
+
+
+def _is_gen_value(value: str) -> bool:
+    if value.startswith('"'):
+        quoted = read_quoted_string(value, 0)
+        return quoted is not None and quoted[1] == len(value)
+    return bool(value) and _GEN_VALUE_CHARS.issuperset(value)
+
+
+def format_params(params: dict[str, str | None]) -> str:
+    """The ``;name=value`` text for ``params`` (inverse of ``parse_params``)."""
+    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
 
 
 class Headers:

@@ -2,6 +2,8 @@
 
 ``parse_message`` turns one datagram (or one framed TCP message) into a ``Request`` or
 ``Response``; ``bytes(message)`` serialises it with a correct Content-Length.
+Content-Length is framing, not content: the parser consumes it (``body`` holds exactly
+that many bytes) and does not keep it in ``headers``; serialisation writes it last.
 ``make_response`` builds a UAS response that copies Via, From, To, Call-ID and CSeq
 (RFC 3261 8.2.6.2).
 """
@@ -11,9 +13,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from callvault.sip.errors import SipSyntaxError
-from callvault.sip.headers import Headers
+from callvault.sip.headers import Headers, is_token
 
 SIP_VERSION = "SIP/2.0"
+
+# Methods defined by RFC 3261 and its standard extensions. A UAS answers a method it
+# knows but does not serve with 405, one it has never heard of with 501 (RFC 3261
+# 8.2.1, 21.4.6, 21.5.2).
+STANDARD_METHODS: frozenset[str] = frozenset(
+    {
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "INFO",
+        "INVITE",
+        "MESSAGE",
+        "NOTIFY",
+        "OPTIONS",
+        "PRACK",
+        "PUBLISH",
+        "REFER",
+        "REGISTER",
+        "SUBSCRIBE",
+        "UPDATE",
+    }
+)
 
 
 def header_param(value: str, name: str) -> str | None:
@@ -114,14 +138,21 @@ Message = Request | Response
 
 
 def parse_cseq(value: str) -> tuple[int, str]:
-    """``"0009 INVITE"`` -> ``(9, "INVITE")``; raises ``SipSyntaxError`` when malformed."""
+    """``"0009 INVITE"`` -> ``(9, "INVITE")``; raises ``SipSyntaxError`` when malformed.
+
+    The number must be below 2**31 (RFC 3261 8.1.1.5); leading zeros are allowed.
+    """
     parts = value.split()
-    if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10:
-        raise SipSyntaxError(f"Bad CSeq: {value!r}")
-    number = int(parts[0])
-    if number >= 2**31:
-        raise SipSyntaxError(f"Bad CSeq: number {parts[0]} out of range")
-    return number, parts[1]
+    if len(parts) != 2 or not _is_digits(parts[0]) or not is_token(parts[1]):
+        raise SipSyntaxError("Malformed CSeq header")
+    digits = parts[0].lstrip("0") or "0"
+    if len(digits) > 10 or int(digits) >= 2**31:
+        raise SipSyntaxError("CSeq number out of range")
+    return int(digits), parts[1]
+
+
+def _is_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def _serialise(start_line: str, headers: Headers, body: bytes) -> bytes:
@@ -171,6 +202,7 @@ def parse_message(data: bytes, *, max_headers: int = 200) -> Request | Response:
     Raises ``SipSyntaxError`` with the status to answer. Implemented in
     ``callvault.sip.parser``; re-exported here for callers.
     """
-    from callvault.sip.parser import parse  # noqa: PLC0415 (avoids an import cycle)
+    # Imported here: the parser module imports this one.
+    from callvault.sip.parser import parse
 
     return parse(data, max_headers=max_headers)

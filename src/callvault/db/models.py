@@ -1,0 +1,445 @@
+"""ORM models: calls, their recording segments, participants, streams and recordings.
+
+This module only declares tables and their relationships; the write path and the
+queries live in :mod:`callvault.db.queries`, the engine and transactions in
+:mod:`callvault.db.database`. The Alembic migrations own the schema in a database;
+a test checks that ``upgrade head`` produces exactly these tables.
+
+Conventions:
+- every timestamp is a timezone-aware UTC ``datetime`` (:class:`UTCDateTime` refuses
+  naive values, so local time can never slip in); epoch floats appear only inside
+  JSON (``Stream.silent_stretches``), where a compact number beats a string;
+- enumerated states are plain strings checked in Python (``@validates``), not CHECK
+  constraints, so adding a state later needs no table rebuild on SQLite;
+- deletes cascade in the database (``ON DELETE CASCADE``) and in the ORM
+  (``passive_deletes``): deleting a call removes everything recorded about it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+__all__ = [
+    "CALL_STATES",
+    "PAUSE_REASONS",
+    "RECORDING_STATES",
+    "SEGMENT_STATES",
+    "STREAM_ROLES",
+    "Base",
+    "Call",
+    "CallKey",
+    "MetadataEvent",
+    "Participant",
+    "PausedInterval",
+    "Recording",
+    "Segment",
+    "Stream",
+    "StreamParticipant",
+    "UTCDateTime",
+    "new_uid",
+    "utcnow",
+]
+
+CALL_STATES = frozenset({"active", "ended"})
+SEGMENT_STATES = frozenset(
+    {"active", "captured", "interrupted", "failed", "metadata_only", "rejected"}
+)
+RECORDING_STATES = frozenset({"waiting", "processing", "ready", "failed"})
+PAUSE_REASONS = frozenset({"inactive", "hold", "port0"})
+STREAM_ROLES = frozenset({"send", "recv"})
+
+# Deterministic constraint names: later migrations can drop or alter a constraint by
+# name on PostgreSQL, and SQLite batch migrations need names to rebuild tables.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime (the only kind the models accept)."""
+    return datetime.now(UTC)
+
+
+def new_uid() -> str:
+    """A random public identifier (uuid4 hex) that does not reveal row counts."""
+    return uuid.uuid4().hex
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware.
+
+    SQLite has no timezone-aware type: values are stored there as naive UTC text
+    (lexically ordered, so ``ORDER BY`` works) and tagged UTC again on the way out.
+    PostgreSQL stores ``timestamptz``; results are converted to UTC whatever the
+    session's ``TimeZone`` is.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; use an aware UTC time")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _check_choice(field: str, value: str, choices: frozenset[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{field} must be one of {sorted(choices)}, not {value!r}")
+    return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class Call(Base):
+    """One customer interaction; groups the recording sessions (segments) it spans."""
+
+    __tablename__ = "call"
+    __table_args__ = (Index("ix_call_started_at", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True, default=new_uid)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    direction: Mapped[str | None] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    keys: Mapped[list[CallKey]] = relationship(
+        back_populates="call", cascade="all, delete-orphan", passive_deletes=True
+    )
+    segments: Mapped[list[Segment]] = relationship(
+        back_populates="call",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="[Segment.started_at, Segment.id]",
+    )
+    recordings: Mapped[list[Recording]] = relationship(
+        back_populates="call",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Recording.id",
+    )
+
+    @validates("state")
+    def _validate_state(self, _key: str, value: str) -> str:
+        return _check_choice("Call.state", value, CALL_STATES)
+
+    def __repr__(self) -> str:
+        return f"<Call id={self.id} uid={self.uid} state={self.state}>"
+
+
+class CallKey(Base):
+    """A correlation identifier (kind, value) seen on a segment, pointing at its call.
+
+    Kinds: ``siprec_group``, ``siprec_session``, ``x-broadworks-correlation-info``,
+    ``avaya-ucid``, ``session-id``, ``cisco-guid``, ``sip-call-id``, ... The unique
+    constraint makes :func:`callvault.db.queries.find_or_create_call` race-safe.
+    """
+
+    __tablename__ = "call_key"
+    __table_args__ = (
+        UniqueConstraint("kind", "value"),
+        Index("ix_call_key_call_id", "call_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("call.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    call: Mapped[Call] = relationship(back_populates="keys")
+
+    def __repr__(self) -> str:
+        return f"<CallKey {self.kind}={self.value!r} call_id={self.call_id}>"
+
+
+class Segment(Base):
+    """One SIPREC recording session (one SIP dialog) of a call."""
+
+    __tablename__ = "segment"
+    __table_args__ = (
+        Index("ix_segment_sip_call_id", "sip_call_id"),
+        Index("ix_segment_call_id", "call_id"),
+        Index("ix_segment_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("call.id", ondelete="CASCADE"))
+    sip_call_id: Mapped[str] = mapped_column(String)
+    local_tag: Mapped[str | None] = mapped_column(String)
+    remote_tag: Mapped[str | None] = mapped_column(String)
+    src_address: Mapped[str | None] = mapped_column(String)
+    transport: Mapped[str | None] = mapped_column(String(8))
+    user_agent: Mapped[str | None] = mapped_column(String)
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    capture_path: Mapped[str | None] = mapped_column(String)
+    node: Mapped[str | None] = mapped_column(String)
+    metadata_namespace: Mapped[str | None] = mapped_column(String)
+    recording_session_id: Mapped[str | None] = mapped_column(String)
+    group_id: Mapped[str | None] = mapped_column(String)
+
+    call: Mapped[Call] = relationship(back_populates="segments")
+    participants: Mapped[list[Participant]] = relationship(
+        back_populates="segment",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Participant.id",
+    )
+    streams: Mapped[list[Stream]] = relationship(
+        back_populates="segment",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Stream.media_index",
+    )
+    metadata_events: Mapped[list[MetadataEvent]] = relationship(
+        back_populates="segment",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="MetadataEvent.id",
+    )
+    recordings: Mapped[list[Recording]] = relationship(
+        back_populates="segment", passive_deletes=True, order_by="Recording.id"
+    )
+
+    @validates("state")
+    def _validate_state(self, _key: str, value: str) -> str:
+        return _check_choice("Segment.state", value, SEGMENT_STATES)
+
+    def __repr__(self) -> str:
+        return f"<Segment id={self.id} call_id={self.call_id} state={self.state}>"
+
+
+class Participant(Base):
+    """A participant of a segment as described by the SIPREC metadata."""
+
+    __tablename__ = "participant"
+    __table_args__ = (UniqueConstraint("segment_id", "participant_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segment.id", ondelete="CASCADE"))
+    participant_key: Mapped[str] = mapped_column(String)
+    aor: Mapped[str | None] = mapped_column(String)
+    name: Mapped[str | None] = mapped_column(String)
+    associated_at: Mapped[datetime | None]
+    disassociated_at: Mapped[datetime | None]
+    # BroadWorks extension data (REQUIREMENTS W9).
+    service_provider_id: Mapped[str | None] = mapped_column(String)
+    group_id: Mapped[str | None] = mapped_column(String)
+    user_id: Mapped[str | None] = mapped_column(String)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    segment: Mapped[Segment] = relationship(back_populates="participants")
+    stream_links: Mapped[list[StreamParticipant]] = relationship(
+        back_populates="participant", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"<Participant id={self.id} key={self.participant_key!r} aor={self.aor!r}>"
+
+
+class Stream(Base):
+    """One media stream (one SDP m-line) of a segment, with its RTP statistics.
+
+    ``silent_stretches`` is a JSON list of ``[start, end]`` pairs in seconds since the
+    Unix epoch (floats): stretches where the stream carried no packets.
+    """
+
+    __tablename__ = "stream"
+    __table_args__ = (UniqueConstraint("segment_id", "media_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segment.id", ondelete="CASCADE"))
+    label: Mapped[str | None] = mapped_column(String)
+    metadata_stream_id: Mapped[str | None] = mapped_column(String)
+    media_index: Mapped[int] = mapped_column(Integer)
+    codec: Mapped[str | None] = mapped_column(String(32))
+    payload_type: Mapped[int | None] = mapped_column(Integer)
+    clock_rate: Mapped[int | None] = mapped_column(Integer)
+    local_port: Mapped[int | None] = mapped_column(Integer)
+    remote_address: Mapped[str | None] = mapped_column(String)
+    srtp: Mapped[bool] = mapped_column(Boolean, default=False)
+    direction: Mapped[str | None] = mapped_column(String(16))
+    ssrc: Mapped[int | None] = mapped_column(BigInteger)
+    packets: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    lost: Mapped[int] = mapped_column(BigInteger, default=0)
+    reordered: Mapped[int] = mapped_column(BigInteger, default=0)
+    duplicates: Mapped[int] = mapped_column(BigInteger, default=0)
+    jitter_ms: Mapped[float | None] = mapped_column(Float)
+    ssrc_changes: Mapped[int] = mapped_column(Integer, default=0)
+    garbage: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_packet_at: Mapped[datetime | None]
+    last_packet_at: Mapped[datetime | None]
+    silent_stretches: Mapped[list[list[float]]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    segment: Mapped[Segment] = relationship(back_populates="streams")
+    participant_links: Mapped[list[StreamParticipant]] = relationship(
+        back_populates="stream", cascade="all, delete-orphan", passive_deletes=True
+    )
+    paused_intervals: Mapped[list[PausedInterval]] = relationship(
+        back_populates="stream",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="[PausedInterval.started_at, PausedInterval.id]",
+    )
+
+    def __repr__(self) -> str:
+        return f"<Stream id={self.id} segment_id={self.segment_id} m={self.media_index}>"
+
+
+class StreamParticipant(Base):
+    """Who sends (``send``) or receives (``recv``) a stream, from the metadata."""
+
+    __tablename__ = "stream_participant"
+    __table_args__ = (Index("ix_stream_participant_participant_id", "participant_id"),)
+
+    stream_id: Mapped[int] = mapped_column(
+        ForeignKey("stream.id", ondelete="CASCADE"), primary_key=True
+    )
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participant.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(8), primary_key=True)
+
+    stream: Mapped[Stream] = relationship(back_populates="participant_links")
+    participant: Mapped[Participant] = relationship(back_populates="stream_links")
+
+    @validates("role")
+    def _validate_role(self, _key: str, value: str) -> str:
+        return _check_choice("StreamParticipant.role", value, STREAM_ROLES)
+
+
+class PausedInterval(Base):
+    """A time a stream was paused (a=inactive, hold, port 0); open while ongoing."""
+
+    __tablename__ = "paused_interval"
+    __table_args__ = (Index("ix_paused_interval_stream_id", "stream_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("stream.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    reason: Mapped[str] = mapped_column(String(16))
+
+    stream: Mapped[Stream] = relationship(back_populates="paused_intervals")
+
+    @validates("reason")
+    def _validate_reason(self, _key: str, value: str) -> str:
+        return _check_choice("PausedInterval.reason", value, PAUSE_REASONS)
+
+
+class MetadataEvent(Base):
+    """One rs-metadata body as received (INVITE, re-INVITE, UPDATE), kept verbatim.
+
+    ``raw`` holds the exact bytes: what a peer sent is evidence, so it is not
+    re-encoded; :attr:`raw_text` decodes it for display.
+    """
+
+    __tablename__ = "metadata_event"
+    __table_args__ = (Index("ix_metadata_event_segment_id", "segment_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segment.id", ondelete="CASCADE"))
+    received_at: Mapped[datetime]
+    sip_method: Mapped[str] = mapped_column(String(16))
+    cseq: Mapped[int | None] = mapped_column(BigInteger)
+    content_type: Mapped[str | None] = mapped_column(String)
+    datamode: Mapped[str | None] = mapped_column(String(16))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    segment: Mapped[Segment] = relationship(back_populates="metadata_events")
+
+    @property
+    def raw_text(self) -> str:
+        """The raw body decoded as UTF-8, undecodable bytes replaced (U+FFFD)."""
+        return self.raw.decode("utf-8", errors="replace")
+
+
+class Recording(Base):
+    """An audio artifact made from captured media, and the state of making it."""
+
+    __tablename__ = "recording"
+    __table_args__ = (
+        Index("ix_recording_call_id", "call_id"),
+        Index("ix_recording_segment_id", "segment_id"),
+        Index("ix_recording_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True, default=new_uid)
+    call_id: Mapped[int] = mapped_column(ForeignKey("call.id", ondelete="CASCADE"))
+    # SET NULL, not CASCADE: a stored artifact outlives a segment row removed alone.
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segment.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(16), default="segment")
+    format: Mapped[str] = mapped_column(String(16), default="wav")
+    codec: Mapped[str] = mapped_column(String(32), default="pcm_s16le")
+    channels: Mapped[int | None] = mapped_column(Integer)
+    sample_rate: Mapped[int | None] = mapped_column(Integer)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    path: Mapped[str | None] = mapped_column(String)
+    state: Mapped[str] = mapped_column(String(16), default="waiting")
+    error: Mapped[str | None] = mapped_column(Text)
+    channel_map: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    ready_at: Mapped[datetime | None]
+
+    call: Mapped[Call] = relationship(back_populates="recordings")
+    segment: Mapped[Segment | None] = relationship(back_populates="recordings")
+
+    @validates("state")
+    def _validate_state(self, _key: str, value: str) -> str:
+        return _check_choice("Recording.state", value, RECORDING_STATES)
+
+    def __repr__(self) -> str:
+        return f"<Recording id={self.id} uid={self.uid} state={self.state}>"

@@ -1,0 +1,151 @@
+"""A fully populated call (every table, every column) for the database tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from sqlalchemy.orm import Session
+
+from callvault.db import (
+    Call,
+    CallKey,
+    MetadataEvent,
+    Participant,
+    PausedInterval,
+    Recording,
+    Segment,
+    Stream,
+    StreamParticipant,
+)
+
+T0 = datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)
+# Written in another zone on purpose: the database must hand back the same instant, in UTC.
+T0_PARIS = T0.astimezone(timezone(timedelta(hours=2)))
+
+RAW_METADATA = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\r\n'
+    b'<recording xmlns="urn:ietf:params:xml:ns:recording:1">'
+    b"<datamode>complete</datamode></recording>\xff\xfe"
+)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def add_full_call(session: Session) -> Call:
+    """One ended call with one captured segment; every nullable column is set."""
+    call = Call(
+        uid="0123456789abcdef0123456789abcdef",
+        started_at=T0_PARIS,
+        ended_at=at(60.5),
+        direction="inbound",
+        state="ended",
+        created_at=at(0.01),
+    )
+    CallKey(call=call, kind="x-broadworks-correlation-info", value="corr-1", created_at=at(0))
+    segment = Segment(
+        call=call,
+        sip_call_id="a84b4c76e66710@pc33.example.com",
+        local_tag="srs-1",
+        remote_tag="src-9",
+        src_address="192.0.2.10:5060",
+        transport="tcp",
+        user_agent="BroadWorks",
+        state="captured",
+        started_at=T0,
+        ended_at=at(60.5),
+        end_reason="bye",
+        capture_path="captures/2024/05/01/call-1.pcap",
+        node="rec-1",
+        metadata_namespace="urn:ietf:params:xml:ns:recording:1",
+        recording_session_id="ZnV5b2RmdWhz",
+        group_id="7+OTCyoxTmqmqyA/1weDAg==",
+    )
+    alice = Participant(
+        segment=segment,
+        participant_key="srfBElmCRp2QB23b7Mpk0w==",
+        aor="sip:alice@example.com",
+        name="Alice",
+        associated_at=at(0),
+        disassociated_at=at(60),
+        service_provider_id="sp-1",
+        group_id="group-1",
+        user_id="alice@example.com",
+        updated_at=at(1),
+    )
+    bob = Participant(
+        segment=segment,
+        participant_key="zSfPoSvdSDCmU3A3TRDxAw==",
+        aor="sip:bob@example.net",
+        name="Bob",
+        associated_at=at(0),
+        disassociated_at=at(60),
+        service_provider_id="sp-2",
+        group_id="group-2",
+        user_id="bob@example.net",
+        updated_at=at(1),
+    )
+    stream = Stream(
+        segment=segment,
+        label="1",
+        metadata_stream_id="UAAMm5GRQKSCMVvLyl4rFw==",
+        media_index=0,
+        codec="PCMA",
+        payload_type=8,
+        clock_rate=8000,
+        local_port=20000,
+        remote_address="192.0.2.10:40000",
+        srtp=True,
+        direction="recvonly",
+        ssrc=0xFFFFFFFF,
+        packets=3_000,
+        bytes=5_000_000_000,
+        lost=-2,
+        reordered=3,
+        duplicates=4,
+        jitter_ms=1.25,
+        ssrc_changes=1,
+        garbage=7,
+        first_packet_at=at(0.5),
+        last_packet_at=at(60.25),
+        silent_stretches=[[T0.timestamp() + 10.0, T0.timestamp() + 12.5]],
+        updated_at=at(61),
+    )
+    StreamParticipant(stream=stream, participant=alice, role="send")
+    StreamParticipant(stream=stream, participant=bob, role="recv")
+    PausedInterval(stream=stream, started_at=at(20), ended_at=at(25), reason="hold")
+    MetadataEvent(
+        segment=segment,
+        received_at=at(0),
+        sip_method="INVITE",
+        cseq=101,
+        content_type="application/rs-metadata+xml",
+        datamode="complete",
+        raw=RAW_METADATA,
+        warnings=["unknown element <foo>"],
+    )
+    Recording(
+        uid="fedcba9876543210fedcba9876543210",
+        call=call,
+        segment=segment,
+        kind="segment",
+        format="wav",
+        codec="pcm_s16le",
+        channels=2,
+        sample_rate=8000,
+        duration_s=60.0,
+        size_bytes=5_000_000_000,
+        sha256="ab" * 32,
+        path="recordings/2024/05/01/call-1.wav",
+        state="failed",
+        error="decoder exploded",
+        channel_map=[{"channel": 0, "participants": ["sip:alice@example.com"], "labels": ["1"]}],
+        attempts=3,
+        created_at=at(61),
+        started_at=at(62),
+        ready_at=at(63),
+    )
+    session.add(call)
+    session.flush()
+    return call
