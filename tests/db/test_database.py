@@ -47,7 +47,9 @@ def test_for_data_dir(tmp_path: Path) -> None:
     assert (tmp_path / SQLITE_FILENAME).is_file()
 
 
-def test_relative_sqlite_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_sqlite_path_is_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     with Database("sqlite:///rel.db") as db:
         assert db.url == f"sqlite:///{tmp_path / 'rel.db'}"
@@ -115,13 +117,16 @@ def test_nested_write_is_refused(database: Database) -> None:
 
 
 def test_nested_write_through_another_object_is_refused(db_url: str) -> None:
-    with Database(db_url) as first, Database(db_url) as second:
-        with pytest.raises(RuntimeError, match="called inside a write transaction"):
-            first.write(lambda _s: second.write(_add_call))
+    with (
+        Database(db_url) as first,
+        Database(db_url) as second,
+        pytest.raises(RuntimeError, match="called inside a write transaction"),
+    ):
+        first.write(lambda _s: second.write(_add_call))
 
 
 def test_read_is_read_only(database: Database) -> None:
-    with pytest.raises(DBAPIError, match="readonly database|read-only transaction"):
+    with pytest.raises(DBAPIError, match=r"readonly database|read-only transaction"):
         database.read(_add_call)
     assert database.read(_count_calls) == 0
 

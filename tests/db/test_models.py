@@ -194,7 +194,7 @@ def test_deleting_a_segment_alone_keeps_its_recording(database: Database) -> Non
 
 
 def test_foreign_keys_are_enforced(database: Database) -> None:
-    with pytest.raises(StatementError, match="(?i)foreign key"):
+    with pytest.raises(StatementError, match=r"(?i)foreign key"):
         database.write(_add_and_flush(Segment(call_id=12345, sip_call_id="x", started_at=T0)))
 
 
@@ -221,10 +221,10 @@ def test_unknown_states_are_refused(make: Any, message: str) -> None:
 def test_unique_constraints(database: Database) -> None:
     call = database.write(add_full_call)
     segment_id = database.read(lambda s: s.scalars(select(Segment.id)).one())
-    with pytest.raises(StatementError, match="(?i)unique"):
+    with pytest.raises(StatementError, match=r"(?i)unique"):
         database.write(_add_and_flush(Stream(segment_id=segment_id, media_index=0)))
     key = CallKey(call_id=call.id, kind="x-broadworks-correlation-info", value="corr-1")
-    with pytest.raises(StatementError, match="(?i)unique"):
+    with pytest.raises(StatementError, match=r"(?i)unique"):
         database.write(_add_and_flush(key))
     later = T0 + timedelta(days=1)
     database.write(lambda s: s.add(Call(started_at=later)))

@@ -42,8 +42,9 @@ def metadata_xml(
     if group_id:
         lines.append(f'<group group_id="{group_id}"><associate-time>2026-01-01T00:00:00Z'
                      "</associate-time></group>")
-    lines.append(f'<session session_id="{session_id}"'
-                 + (f' group_ref="{group_id}"' if group_id else "") + ">")
+    lines.append(f'<session session_id="{session_id}">')
+    if group_id:
+        lines.append(f"<group-ref>{group_id}</group-ref>")
     lines.append("<start-time>2026-01-01T00:00:00Z</start-time></session>")
     for pid, aor, name in participants:
         lines.append(f'<participant participant_id="{pid}"><nameID aor="{aor}">'
@@ -70,6 +71,7 @@ def sdp(
     hold_address: bool = False,
     payload_type: int = 8,
     version: int = 1,
+    directions: dict[str, str] | None = None,
 ) -> str:
     encoding = {0: "PCMU/8000", 8: "PCMA/8000"}[payload_type]
     address = "0.0.0.0" if hold_address else "[media_ip]"
@@ -86,7 +88,7 @@ def sdp(
             f"m=audio {port} RTP/AVP {payload_type} 101",
             f"a=rtpmap:{payload_type} {encoding}",
             "a=rtpmap:101 telephone-event/8000",
-            f"a={direction}",
+            f"a={(directions or {}).get(label, direction)}",
             f"a=label:{label}",
         ]
     return "\n".join(lines)

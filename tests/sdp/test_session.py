@@ -167,10 +167,22 @@ def test_connection_for_address() -> None:
         ("v=0\r\no=- 1 1 IN IP4 a\r\no=- 1 1 IN IP4 a\r\n", "SDP has more than one o= line"),
         ("v=0\r\nv=0\r\n", "SDP has more than one v= line"),
         ("v=0\r\no=- 1 1 IN IP4 a\r\nc=IN IP4\r\n", "Bad c= line: 'IN IP4'"),
-        ("v=0\r\no=- 1 1 IN IP4 a\r\nm=audio x RTP/AVP 0\r\n", "Bad m= line port: 'audio x RTP/AVP 0'"),
-        ("v=0\r\no=- 1 1 IN IP4 a\r\nm=audio 70000 RTP/AVP 0\r\n", "Bad m= line port: 'audio 70000 RTP/AVP 0'"),
-        ("v=0\r\no=- 1 1 IN IP4 a\r\nm=audio 1/x RTP/AVP 0\r\n", "Bad m= line port: 'audio 1/x RTP/AVP 0'"),
-        ("v=0\r\no=- 1 1 IN IP4 a\r\nm=audio 1 RTP/AVP 0\r\ns=-\r\n", "SDP s= line after an m= line"),
+        (
+            "v=0\r\no=- 1 1 IN IP4 a\r\nm=audio x RTP/AVP 0\r\n",
+            "Bad m= line port: 'audio x RTP/AVP 0'",
+        ),
+        (
+            "v=0\r\no=- 1 1 IN IP4 a\r\nm=audio 70000 RTP/AVP 0\r\n",
+            "Bad m= line port: 'audio 70000 RTP/AVP 0'",
+        ),
+        (
+            "v=0\r\no=- 1 1 IN IP4 a\r\nm=audio 1/x RTP/AVP 0\r\n",
+            "Bad m= line port: 'audio 1/x RTP/AVP 0'",
+        ),
+        (
+            "v=0\r\no=- 1 1 IN IP4 a\r\nm=audio 1 RTP/AVP 0\r\ns=-\r\n",
+            "SDP s= line after an m= line",
+        ),
         ("v=0\r\no=- 1 1 IN IP4 a\r\nm=audio 1 RTP/AVP 0\r\nc=IN\r\n", "Bad c= line: 'IN'"),
     ],
 )

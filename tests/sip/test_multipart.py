@@ -229,7 +229,10 @@ def test_round_trip(bodies: list[bytes], eol: bytes, preamble: bytes, close: boo
     assert [p.content_type for p in parts] == [f"application/x-{i}" for i in range(len(bodies))]
 
 
-@given(content_type=st.sampled_from(["multipart/mixed;boundary=b", "application/sdp"]), body=st.binary(max_size=300))
+@given(
+    content_type=st.sampled_from(["multipart/mixed;boundary=b", "application/sdp"]),
+    body=st.binary(max_size=300),
+)
 def test_never_crashes(content_type: str, body: bytes) -> None:
     try:
         parts = parse_body(content_type, body)

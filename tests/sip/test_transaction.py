@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from random import Random
 
 import pytest
@@ -296,6 +297,7 @@ def test_cancel_over_tcp_leaves_no_transaction_behind() -> None:
     _, tx = new_invite_tx(layer, TCP, transport="TCP")
     events = layer.receive_request(request("CANCEL", transport="TCP"), TCP, 1.0)
     assert [type(e) for e in events] == [SendMessage, TransactionTerminated, CancelReceived]
+    assert events[-1].invite_transaction_id == tx  # type: ignore[union-attr]
     assert len(layer) == 1
 
 
@@ -455,7 +457,7 @@ def test_cap_on_live_transactions_answers_503_with_retry_after() -> None:
     events = layer.receive_request(request("OPTIONS", branch="z9hG4bKo2"), UDP, 0.0)
     assert len(events) == 1 and statuses(events) == [503]
     refusal = sent(events)[0]
-    assert refusal.headers.get("Retry-After") == "9" and refusal.to_tag  # type: ignore[union-attr]
+    assert refusal.headers.get("Retry-After") == "9" and refusal.to_tag
     assert len(layer) == 2
     # A CANCEL for a live INVITE still gets through, and ACKs are never refused.
     assert any(
@@ -491,9 +493,9 @@ def test_client_invite_timer_a_doubles_without_cap_until_timer_b() -> None:
 def test_client_invite_over_tcp_only_has_timer_b() -> None:
     layer = TransactionLayer()
     tx, _ = layer.send_request(request("INVITE", transport="TCP"), TCP, 0.0)
-    assert [(t, type(e)) for t, e in run_until(layer, 100.0)] == [
-        (32.0, TransactionTimedOut),
-        (32.0, TransactionTerminated),
+    assert run_until(layer, 100.0) == [
+        (32.0, TransactionTimedOut(tx, "INVITE")),
+        (32.0, TransactionTerminated(tx)),
     ]
 
 
@@ -524,6 +526,7 @@ def test_client_invite_failure_over_tcp_ends_with_the_ack() -> None:
     tx, _ = layer.send_request(invite, TCP, 0.0)
     events = layer.receive_response(make_response(invite, 503, "x", to_tag="u"), TCP, 1)
     assert [type(e) for e in events] == [ResponseReceived, SendMessage, TransactionTerminated]
+    assert events[-1] == TransactionTerminated(tx)
 
 
 def test_client_invite_2xx_goes_to_accepted_and_passes_retransmissions() -> None:
@@ -741,10 +744,9 @@ def test_random_traffic_never_leaks_transactions(
         layer.handle_timer(now)
         if isinstance(item, int):
             for tx in server_ids:
-                try:
+                # A final after a final, or a terminated transaction, is refused.
+                with contextlib.suppress(TransactionStateError):
                     layer.send_response(tx, make_response(invite, item, "x", to_tag="t"), now)
-                except TransactionStateError:
-                    pass  # a final after a final, or a terminated transaction
             continue
         message = {
             "invite": invite,
@@ -762,10 +764,25 @@ def test_random_traffic_never_leaks_transactions(
             if isinstance(event, RequestReceived):
                 server_ids.append(event.transaction_id)
     for tx in server_ids:  # the TU answers whatever is still open
-        try:
+        with contextlib.suppress(TransactionStateError):
             layer.send_response(tx, make_response(invite, 500, "x", to_tag="t"), now)
-        except TransactionStateError:
-            pass
     run_until(layer, now + 1000.0)
     assert len(layer) == 0 and layer.get_timer() is None
     assert bye_id
+
+
+def test_a_second_2xx_for_the_same_dialog_key_keeps_its_ack_match() -> None:
+    # The same INVITE reaching us over two paths (RFC 3261 8.2.2.2 merged requests)
+    # is two transactions; if both got a 2xx with one tag, the first one ending must
+    # not make the ACK for the second unmatched.
+    layer = TransactionLayer()
+    first, tx1 = new_invite_tx(layer)
+    layer.send_response(tx1, make_response(first, 200, "OK", to_tag="t"), 0.0)
+    second = request("INVITE", branch="z9hG4bKpath2", sent_by="198.51.100.7:5060")
+    tx2 = layer.receive_request(second, UDP, 10.0)[1].transaction_id  # type: ignore[union-attr]
+    ok2 = make_response(second, 200, "OK", to_tag="t")
+    layer.send_response(tx2, ok2, 10.0)
+    assert (32.0, AckTimedOut(tx1, first)) in run_until(layer, 33.0)
+    ack = ack_for(second, ok2, branch="z9hG4bKack2")
+    assert layer.receive_request(ack, UDP, 33.0) == [AckReceived(ack, UDP)]
+    assert not any(isinstance(e, AckTimedOut) for _, e in run_until(layer, 100.0))

@@ -35,13 +35,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["BUSY_TIMEOUT_MS", "MIGRATIONS_DIR", "SQLITE_FILENAME", "Database", "alembic_config"]
 
@@ -59,6 +60,9 @@ _sqlite_write_locks_guard = threading.Lock()
 # Which databases the current thread is writing to: a nested write() would wait for
 # itself (SQLite) or silently commit separately (PostgreSQL); both are bugs.
 _writing = threading.local()
+# Alembic keeps the running migration in module globals (alembic.context, alembic.op):
+# two migrations at once in one process would trample each other, whatever backend.
+_migrate_lock = threading.Lock()
 
 
 def _sqlite_write_lock(key: str) -> threading.Lock:
@@ -73,6 +77,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
     ``alembic.command.revision(alembic_config(conn), "message", autogenerate=True)``
     on a connection to an up-to-date scratch database.
     """
+    # Imported here: alembic is only needed to migrate, and costs CLI start-up time.
+    from alembic.config import Config
+
     config = Config()
     # Config values go through configparser interpolation: escape '%'.
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
@@ -200,7 +207,13 @@ class Database:
 
     def migrate(self) -> None:
         """Upgrade the schema to the newest revision (idempotent, one transaction)."""
-        with self._single_writer(), self._write_engine.connect() as connection:
+        from alembic import command  # imported here: see alembic_config
+
+        with (
+            _migrate_lock,
+            self._single_writer(),
+            self._write_engine.connect() as connection,
+        ):
             command.upgrade(alembic_config(connection), "head")
 
     def dispose(self) -> None:

@@ -211,12 +211,16 @@ class SessionSetup:
         session.call_id, session.segment_id = ids.call_id, ids.segment_id
         for stream in streams:
             stream.stream_id = ids.stream_ids[stream.index]
-        if timer.interval:
+        timer_headers: list[tuple[str, str]] = []
+        if timer.interval and timer.refresher == "uac" and timer.timer is not None:
+            # The SRC refreshes; we only watch the deadline (RFC 4028 section 10). We
+            # never take the refresher role: a recorder has nothing to refresh with.
             session.session_interval = timer.interval
-            session.session_expires_at = session.started_at + timer.interval
+            session.session_expires_at = timer.timer.expires_at(session.started_at)
+            timer_headers = list(timer.headers)
         body = self._sdp(session, offer.sdp, choices, address)
         headers = [("Contact", contact), ("Allow", _allow()), ("Supported", "timer, replaces")]
-        headers.extend(timer.headers)
+        headers.extend(timer_headers)
         response = make_response(
             request,
             200,

@@ -21,7 +21,7 @@ from callvault.recording.session import EndReason, RecordingSession, SessionStat
 from callvault.recording.setup import SessionSetup
 from callvault.recording.store import SessionStore
 from callvault.recording.update import apply_update
-from callvault.sip.dialog import DialogTable
+from callvault.sip.dialog import DialogTable, SessionTimer
 from callvault.sip.events import Peer
 from callvault.sip.message import Request, Response, make_response
 
@@ -162,7 +162,8 @@ class SessionRecordingServer:
 
     def refresh_session_timer(self, session: RecordingSession) -> None:
         if session.session_interval:
-            session.session_expires_at = self.clock() + session.session_interval
+            timer = SessionTimer(session.session_interval, "uac")
+            session.session_expires_at = timer.expires_at(self.clock())
 
     async def end_session(
         self, session: RecordingSession, reason: EndReason, *, send_bye: bool = False

@@ -160,11 +160,13 @@ class PcapWriter:
             if len(self._templates) >= _TEMPLATE_CACHE:
                 self._templates.clear()  # a port sprayed from many addresses
             template = self._templates[(src, dst)] = _Template(src, dst)
-        network = template.header(payload)
+        # The common case inline: an IPv4 header already packed for this length.
+        network = template.by_length.get(len(payload)) or template.header(payload)
         length = len(network) + len(payload)
-        micros = round(ts * 1_000_000)
-        record = _RECORD.pack(micros // 1_000_000, micros % 1_000_000, length, length)
-        self._file.write(b"".join((record, network, payload)))
+        seconds, micros = divmod(round(ts * 1_000_000), 1_000_000)
+        self._file.write(
+            b"".join((_RECORD.pack(seconds, micros, length, length), network, payload))
+        )
         self.packets_written += 1
         self.bytes_written += 16 + length
         return 16 + length

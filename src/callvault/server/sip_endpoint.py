@@ -34,7 +34,7 @@ from callvault.sip.events import (
 from callvault.sip.message import Request, Response, make_response
 from callvault.sip.parser import parse
 from callvault.sip.reject import error_reply
-from callvault.sip.transaction import TransactionLayer
+from callvault.sip.transaction import TransactionLayer, TransactionStateError
 from callvault.sip.validation import check_request
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,13 @@ class SipEndpoint:
 
     # -- to the transaction user -----------------------------------------------------
     def respond(self, transaction_id: str, response: Response) -> None:
-        self._handle(self.transactions.send_response(transaction_id, response, self.now()))
+        try:
+            events = self.transactions.send_response(transaction_id, response, self.now())
+        except TransactionStateError as exc:
+            # E.g. a 487 after CANCEL raced the 200 of the same INVITE: the first won.
+            log.info("response %d not sent: %s", response.status, exc)
+            return
+        self._handle(events)
 
     def send_request(self, request: Request, peer: Peer) -> None:
         _, events = self.transactions.send_request(request, peer, self.now())

@@ -13,7 +13,7 @@ import itertools
 import logging
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from callvault.sip.errors import SipSyntaxError
 from callvault.sip.events import Peer
@@ -57,9 +57,9 @@ class _TcpConnection(asyncio.Protocol):
         self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        host, port = transport.get_extra_info("peername")[:2]
+        # uvloop's TCPTransport quacks like asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        host, port = self.transport.get_extra_info("peername")[:2]
         self.peer = Peer("tcp", host, port, self.connection_id)
         self._owner.connections[self.connection_id] = self
         self._touch()

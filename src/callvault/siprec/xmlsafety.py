@@ -71,7 +71,7 @@ class _SpanBuilder:
         self._source = source
         self._max_depth = max_depth
         self._depth = 0
-        self._open: list[tuple[Element, int]] = []
+        self._open: list[tuple[Element, int, int]] = []
         self.spans: dict[int, tuple[int, int]] = {}
         self.parser: DefusedXMLParser | None = None
 
@@ -85,14 +85,19 @@ class _SpanBuilder:
         if self._depth > self._max_depth:
             raise _TooDeepError
         element = self._builder.start(tag, attrib)
-        self._open.append((element, self._position()))
+        start = self._position()
+        start_tag_end = _tag_end(self._source, start)
+        # expat reports an empty-element tag's end after the tag, not at it.
+        empty = self._source[start_tag_end - 2 : start_tag_end] == b"/>"
+        self._open.append((element, start, start_tag_end if empty else -1))
         return element
 
     def end(self, tag: str) -> Element:
         self._depth -= 1
         element = self._builder.end(tag)
-        opened, start = self._open.pop()
-        self.spans[id(opened)] = (start, _tag_end(self._source, self._position()))
+        opened, start, empty_end = self._open.pop()
+        end = empty_end if empty_end >= 0 else _tag_end(self._source, self._position())
+        self.spans[id(opened)] = (start, end)
         return element
 
     def data(self, text: str) -> None:

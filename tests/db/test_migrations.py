@@ -1,0 +1,141 @@
+"""The Alembic migrations build exactly the schema the models declare, on both backends."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import subprocess
+import sys
+import threading
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.pool import NullPool
+
+from callvault.db import MIGRATIONS_DIR, Base, Database, alembic_config
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_TABLES = set(Base.metadata.tables)
+
+
+def _schema_diffs(url: str) -> list[Any]:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            return list(compare_metadata(context, Base.metadata))
+    finally:
+        engine.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_head_gives_the_models_schema(empty_db_url: str) -> None:
+    # The comparison can fail: on the empty database it reports every table missing.
+    missing = {diff[1].name for diff in _schema_diffs(empty_db_url) if diff[0] == "add_table"}
+    assert missing == MODEL_TABLES
+
+    with Database(empty_db_url) as db:
+        db.migrate()
+    assert _schema_diffs(empty_db_url) == []
+    assert _tables(empty_db_url) == MODEL_TABLES | {"alembic_version"}
+
+
+def test_downgrade_to_base_and_back(empty_db_url: str) -> None:
+    with Database(empty_db_url) as db:
+        db.migrate()
+        engine = create_engine(db.url, poolclass=NullPool)
+        with engine.connect() as connection, connection.begin():
+            command.downgrade(alembic_config(connection), "base")
+        engine.dispose()
+        assert _tables(empty_db_url) == {"alembic_version"}
+        db.migrate()
+    assert _schema_diffs(empty_db_url) == []
+
+
+def test_concurrent_migrate_in_one_process(empty_db_url: str) -> None:
+    """Alembic's module globals must not be shared by two migrations at once."""
+    databases = [Database(empty_db_url) for _ in range(3)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(databases))
+
+    def migrate(db: Database) -> None:
+        try:
+            start.wait()
+            db.migrate()
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(db,)) for db in databases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for db in databases:
+        db.dispose()
+    assert errors == []
+    assert _schema_diffs(empty_db_url) == []
+
+
+MIGRATE_SCRIPT = """
+import sys
+from callvault.db import Database
+
+db = Database(sys.argv[1])
+db.migrate()
+db.dispose()
+print("migrated", flush=True)
+"""
+
+
+def test_concurrent_migrate_from_several_processes(empty_db_url: str) -> None:
+    """Recorders, workers and web start together; each runs migrate() at startup."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE_SCRIPT, empty_db_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    results = [(*child.communicate(), child.returncode) for child in children]
+    assert results == [("migrated\n", "", 0)] * 3
+    assert _schema_diffs(empty_db_url) == []
+
+
+def test_one_linear_history() -> None:
+    scripts = ScriptDirectory.from_config(alembic_config())
+    assert scripts.get_heads() == ["0001"]
+    assert [rev.revision for rev in scripts.walk_revisions()] == ["0001"]
+    assert Path(scripts.dir) == MIGRATIONS_DIR
+
+
+def test_migrations_ship_in_the_wheel() -> None:
+    """Every migration module matches the package-data patterns in pyproject.toml."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["callvault"]
+    package = REPO / "src" / "callvault"
+    needed = [
+        path.relative_to(package).as_posix()
+        for path in MIGRATIONS_DIR.rglob("*.py")
+        if "__pycache__" not in path.parts
+    ]
+    assert "db/migrations/env.py" in needed
+    assert "db/migrations/versions/0001_initial.py" in needed
+    unshipped = [n for n in needed if not any(fnmatch.fnmatch(n, p) for p in patterns)]
+    assert unshipped == []
