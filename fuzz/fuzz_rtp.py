@@ -15,7 +15,14 @@ import random
 import struct
 import sys
 
-from callvault.rtp.packet import RtpError, RtpHeaderExtension, RtpPacket, parse_rtp, peek_rtp
+from callvault.rtp.packet import (
+    RtpError,
+    RtpHeaderExtension,
+    RtpPacket,
+    parse_rtp,
+    parse_rtp_header,
+    peek_rtp,
+)
 from callvault.rtp.pcap import PcapError, read_pcap
 from callvault.rtp.rtcp import Bye, ReceiverReport, RtcpError, SenderReport, parse_rtcp
 
@@ -51,6 +58,8 @@ def test_one_input(data: bytes) -> None:
     else:
         assert peek_rtp(data) is not None
         assert parse_rtp(bytes(packet)) == packet
+        header = parse_rtp_header(data)
+        assert data[header.payload_offset :][: header.payload_length] == packet.payload
     try:
         packets = parse_rtcp(data)
     except RtcpError:
@@ -87,7 +96,7 @@ def _mutate(rng: random.Random, data: bytes) -> bytes:
 
 def main(argv: list[str]) -> int:
     try:
-        import atheris  # type: ignore[import-not-found]
+        import atheris  # type: ignore[import-not-found, import-untyped, unused-ignore]
     except ImportError:
         atheris = None
     if atheris is None or any(arg.startswith("--") for arg in argv[1:]):

@@ -4,10 +4,14 @@
   dir, 127.0.0.1 on a free port, fsync off), or ``CALLVAULT_TEST_POSTGRES_URL`` when
   set. Missing PostgreSQL binaries FAIL the tests that need them: a skipped backend
   would let a PostgreSQL-only bug through.
-- ``empty_db_url``: a fresh, empty database per test, parametrised over SQLite (a
-  file in ``tmp_path``) and PostgreSQL (a schema of its own, selected through
-  ``search_path``, dropped afterwards; far faster than CREATE DATABASE).
-- ``db_url``: the same, migrated to the newest revision.
+- ``empty_db_url``: a fresh database with no tables per test, parametrised over
+  SQLite (a file in ``tmp_path``) and PostgreSQL (a schema of its own, selected
+  through ``search_path``, dropped afterwards; far faster than CREATE DATABASE).
+- ``db_url``: a fresh database migrated to the newest revision, on both backends.
+  SQLite: a new file per test. PostgreSQL: one schema migrated once per session and
+  emptied before each test (TRUNCATE ... RESTART IDENTITY, so ids start at 1 again):
+  running the migrations per test would dominate the suite's time. Tests must not
+  change that schema's structure; use ``empty_db_url`` for migration tests.
 - ``database``: a :class:`callvault.db.Database` on ``db_url``.
 """
 
@@ -20,12 +24,13 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, create_engine
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
 from callvault.db import Database
@@ -161,40 +166,94 @@ def postgres_url() -> Iterator[str]:
         cluster.stop()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def _postgres_schema(postgres_url: str) -> Iterator[tuple[str, str]]:
+    """A new schema and a URL whose connections use it (and are tagged with its name)."""
+    base = make_url(postgres_url)
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    with _admin(base) as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    url = base.update_query_dict({"options": f"-csearch_path={schema}", "application_name": schema})
+    try:
+        yield schema, url.render_as_string(hide_password=False)
+    finally:
+        with _admin(base) as connection:
+            _end_sessions(connection, schema)
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+
+
+@contextmanager
+def _admin(url: URL) -> Iterator[Connection]:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+def _end_sessions(connection: Connection, application_name: str) -> None:
+    # Connections a test leaked would otherwise block DROP or TRUNCATE forever.
+    connection.exec_driver_sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE application_name = '{application_name}' AND pid <> pg_backend_pid()"
+    )
+
+
+@pytest.fixture(params=BACKENDS)
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL to a fresh database with no tables, on each backend in turn."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'callvault.db'}"
         return
-    base = make_url(request.getfixturevalue("postgres_url"))
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    # application_name tags this test's connections so teardown can end leftovers.
-    url = base.update_query_dict({"options": f"-csearch_path={schema}", "application_name": schema})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                f"WHERE application_name = '{schema}'"
-            )
-            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.dispose()
+    with _postgres_schema(request.getfixturevalue("postgres_url")) as (_schema, url):
+        yield url
 
 
-@pytest.fixture
-def db_url(empty_db_url: str) -> str:
-    """A URL to a fresh database migrated to the newest revision."""
-    database = Database(empty_db_url)
-    try:
-        database.migrate()
-    finally:
-        database.dispose()
-    return empty_db_url
+@pytest.fixture(scope="session")
+def _migrated_postgres(postgres_url: str) -> Iterator[tuple[str, str]]:
+    with _postgres_schema(postgres_url) as (schema, url):
+        database = Database(url)
+        try:
+            database.migrate()
+        finally:
+            database.dispose()
+        yield schema, url
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL to a fresh database migrated to the newest revision, on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'callvault.db'}"
+        database = Database(url)
+        try:
+            database.migrate()
+        finally:
+            database.dispose()
+        return url
+    schema, url = request.getfixturevalue("_migrated_postgres")
+    with _admin(make_url(postgres_url_of(url))) as connection:
+        _end_sessions(connection, schema)
+        tables = connection.exec_driver_sql(
+            "SELECT tablename FROM pg_tables "
+            f"WHERE schemaname = '{schema}' AND tablename <> 'alembic_version'"
+        ).scalars()
+        names = ", ".join(f"{schema}.{name}" for name in tables)
+        connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    return str(url)
+
+
+def postgres_url_of(url: str) -> str:
+    """``url`` without the per-test schema options (for administrative connections)."""
+    return (
+        make_url(url)
+        .difference_update_query(["options", "application_name"])
+        .render_as_string(hide_password=False)
+    )
 
 
 @pytest.fixture

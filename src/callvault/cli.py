@@ -32,7 +32,7 @@ def _settings(data: str | None, config: str | None, **overrides: str | None) -> 
 
 
 def _open_database(settings: Settings) -> Any:
-    from callvault.db import Database  # noqa: PLC0415 (keeps `--help` fast)
+    from callvault.db import Database
 
     if settings.database_url is None and not (settings.data_dir / "callvault.db").exists():
         raise click.ClickException(
@@ -81,7 +81,7 @@ def serve(
             "sip.advertise_address": advertise_address,
         },
     )
-    from callvault.server.app import run  # noqa: PLC0415
+    from callvault.server.app import run
 
     sys.exit(run(settings))
 
@@ -98,7 +98,7 @@ def calls() -> None:
 @click.option("--limit", type=int, default=None, help="Newest N calls only.")
 def calls_list(data: str | None, config: str | None, as_json: bool, limit: int | None) -> None:
     """List calls, newest first."""
-    from callvault.db.queries import calls_as_json  # noqa: PLC0415
+    from callvault.db.queries import calls_as_json
 
     database = _open_database(_settings(data, config))
     try:
@@ -131,7 +131,7 @@ def recordings() -> None:
 @click.option("--output", "-o", required=True, metavar="FILE", help="Where to write it.")
 def recordings_get(recording_id: int, data: str | None, config: str | None, output: str) -> None:
     """Write recording RECORDING_ID, as stored, to FILE."""
-    from callvault.db.queries import recording_by_id  # noqa: PLC0415
+    from callvault.db.queries import recording_by_id
 
     settings = _settings(data, config)
     database = _open_database(settings)
@@ -174,7 +174,9 @@ def show_settings(data: str | None, config: str | None) -> None:
     """Show every setting's value and where it came from."""
     settings = _settings(data, config)
     for name, value in settings.as_dict().items():
-        click.echo(f"{name} = {value if value is not None else '(unset)'}  [{settings.sources[name]}]")
+        click.echo(
+            f"{name} = {value if value is not None else '(unset)'}  [{settings.sources[name]}]"
+        )
 
 
 if __name__ == "__main__":

@@ -143,52 +143,126 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("data_dir", str, "./callvault-data",
-            "Directory holding the database, captures and recordings (--data)."),
-    Setting("database.url", str, None,
-            "SQLAlchemy URL; default: SQLite file callvault.db in the data directory. "
-            "PostgreSQL: postgresql+psycopg://user:pass@host/db."),
-    Setting("sip.listen", parse_host_port, "0.0.0.0:5060",
-            "Address and port for SIP over UDP and TCP (--sip)."),
-    Setting("http.listen", parse_host_port, "127.0.0.1:8080",
-            "Address and port of the HTTP server (--http)."),
-    Setting("rtp.ports", parse_port_range, "20000-39999",
-            "Inclusive UDP port range for RTP/RTCP; each stream takes an even/odd pair "
-            "(--rtp-ports)."),
-    Setting("rtp.address", parse_address, None,
-            "Address RTP sockets bind to; default: the SIP listen address (--rtp-address)."),
-    Setting("sip.advertise_address", parse_address, None,
-            "Address written into SDP answers and Contact, for NAT; default: the RTP address, "
-            "or the local address facing the SRC when bound to 0.0.0.0 (--advertise-address)."),
-    Setting("sip.max_message_size", _positive_int, "65535",
-            "Largest SIP message accepted, in bytes; larger ones get 513 (UDP) or close the "
-            "TCP connection after 513."),
-    Setting("sip.max_headers", _positive_int, "200",
-            "Most header lines in one SIP message; more get 400."),
-    Setting("sip.tcp_buffer", _positive_int, "262144",
-            "Most bytes buffered per TCP connection while a message is incomplete."),
-    Setting("sip.max_sessions", _positive_int, "20000",
-            "Most recording sessions at once; more get 503 with Retry-After."),
-    Setting("sip.session_expires", _positive_int, "1800",
-            "Session-Expires (RFC 4028) the recorder proposes when the SRC asks for timers."),
-    Setting("sip.min_se", _positive_int, "90",
-            "Smallest Session-Expires accepted (RFC 4028 Min-SE); smaller gets 422."),
-    Setting("rtp.inactivity_timeout", _positive_float, "120",
-            "Seconds without any RTP on a session's active streams before the session is "
-            "ended (end_reason rtp_timeout). Paused (held) streams are not counted."),
-    Setting("capture.flush_interval", _positive_float, "0.25",
-            "Seconds between flushes of capture files to disk (bounds loss on a crash)."),
-    Setting("capture.min_free_mb", _non_negative_int, "256",
-            "Refuse new sessions with 503 when the data directory's disk has less free space "
-            "(MiB); sessions in progress keep recording."),
-    Setting("stats.persist_interval", _positive_float, "5",
-            "Seconds between saves of live stream statistics to the database."),
-    Setting("finalize.workers", _positive_int, "1",
-            "Worker processes that turn captures into recordings."),
-    Setting("log.level", _choice("debug", "info", "warning", "error"), "info",
-            "Log level."),
-    Setting("log.format", _choice("auto", "json", "text"), "auto",
-            "Log format; auto = JSON when stderr is not a terminal."),
+    Setting(
+        "data_dir",
+        str,
+        "./callvault-data",
+        "Directory holding the database, captures and recordings (--data).",
+    ),
+    Setting(
+        "database.url",
+        str,
+        None,
+        "SQLAlchemy URL; default: SQLite file callvault.db in the data directory. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db.",
+    ),
+    Setting(
+        "sip.listen",
+        parse_host_port,
+        "0.0.0.0:5060",
+        "Address and port for SIP over UDP and TCP (--sip).",
+    ),
+    Setting(
+        "http.listen",
+        parse_host_port,
+        "127.0.0.1:8080",
+        "Address and port of the HTTP server (--http).",
+    ),
+    Setting(
+        "rtp.ports",
+        parse_port_range,
+        "20000-39999",
+        "Inclusive UDP port range for RTP/RTCP; each stream takes an even/odd pair (--rtp-ports).",
+    ),
+    Setting(
+        "rtp.address",
+        parse_address,
+        None,
+        "Address RTP sockets bind to; default: the SIP listen address (--rtp-address).",
+    ),
+    Setting(
+        "sip.advertise_address",
+        parse_address,
+        None,
+        "Address written into SDP answers and Contact, for NAT; default: the RTP address, "
+        "or the local address facing the SRC when bound to 0.0.0.0 (--advertise-address).",
+    ),
+    Setting(
+        "sip.max_message_size",
+        _positive_int,
+        "65535",
+        "Largest SIP message accepted, in bytes; larger ones get 513 (UDP) or close the "
+        "TCP connection after 513.",
+    ),
+    Setting(
+        "sip.max_headers",
+        _positive_int,
+        "200",
+        "Most header lines in one SIP message; more get 400.",
+    ),
+    Setting(
+        "sip.tcp_buffer",
+        _positive_int,
+        "262144",
+        "Most bytes buffered per TCP connection while a message is incomplete.",
+    ),
+    Setting(
+        "sip.max_sessions",
+        _positive_int,
+        "20000",
+        "Most recording sessions at once; more get 503 with Retry-After.",
+    ),
+    Setting(
+        "sip.session_expires",
+        _positive_int,
+        "1800",
+        "Session-Expires (RFC 4028) the recorder proposes when the SRC asks for timers.",
+    ),
+    Setting(
+        "sip.min_se",
+        _positive_int,
+        "90",
+        "Smallest Session-Expires accepted (RFC 4028 Min-SE); smaller gets 422.",
+    ),
+    Setting(
+        "rtp.inactivity_timeout",
+        _positive_float,
+        "120",
+        "Seconds without any RTP on a session's active streams before the session is "
+        "ended (end_reason rtp_timeout). Paused (held) streams are not counted.",
+    ),
+    Setting(
+        "capture.flush_interval",
+        _positive_float,
+        "0.25",
+        "Seconds between flushes of capture files to disk (bounds loss on a crash).",
+    ),
+    Setting(
+        "capture.min_free_mb",
+        _non_negative_int,
+        "256",
+        "Refuse new sessions with 503 when the data directory's disk has less free space "
+        "(MiB); sessions in progress keep recording.",
+    ),
+    Setting(
+        "stats.persist_interval",
+        _positive_float,
+        "5",
+        "Seconds between saves of live stream statistics to the database.",
+    ),
+    Setting(
+        "finalize.workers",
+        _positive_int,
+        "1",
+        "Worker processes that turn captures into recordings.",
+    ),
+    Setting("log.level", _choice("debug", "info", "warning", "error"), "info", "Log level."),
+    Setting(
+        "log.format",
+        _choice("auto", "json", "text"),
+        "auto",
+        "Log format; auto = JSON when stderr is not a terminal.",
+    ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -130,27 +130,35 @@ def test_bad_kind_is_refused() -> None:
         normalise_call_key(" ", "v")
 
 
+def _race(database: Database, *key_sets: list[tuple[str, str]]) -> list[int]:
+    """find_or_create_call from one thread per key set, all released at once."""
+    start = threading.Barrier(len(key_sets))
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def attach(keys: list[tuple[str, str]]) -> None:
+        start.wait()
+        try:
+            results.append(database.write(lambda s: find_or_create_call(s, keys, T0).id))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=attach, args=(keys,)) for keys in key_sets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    return results
+
+
 def test_two_threads_with_the_same_key_make_one_call(database: Database) -> None:
     rounds = 5
-    for round_ in range(rounds):
-        start = threading.Barrier(2)
-        results: list[int] = []
-        errors: list[BaseException] = []
-
-        def attach(leg: str, key: str = f"corr-{round_}", start: threading.Barrier = start) -> None:
-            keys = [(CORRELATION, key), ("sip-call-id", leg)]
-            start.wait()
-            try:
-                results.append(database.write(lambda s: find_or_create_call(s, keys, T0).id))
-            except BaseException as exc:  # collected and asserted below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=attach, args=(f"leg-{round_}-{n}",)) for n in (1, 2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+    for n in range(rounds):
+        shared = (CORRELATION, f"corr-{n}")
+        results = _race(
+            database, [shared, ("sip-call-id", f"a{n}")], [shared, ("sip-call-id", f"b{n}")]
+        )
         assert len(results) == 2 and results[0] == results[1]
         assert database.read(lambda s, c=results[0]: len(_keys_of(s, c))) == 3
     assert database.read(_call_count) == rounds

@@ -40,26 +40,32 @@ def metadata_xml(
         f"<datamode>{datamode}</datamode>",
     ]
     if group_id:
-        lines.append(f'<group group_id="{group_id}"><associate-time>2026-01-01T00:00:00Z'
-                     "</associate-time></group>")
+        lines.append(
+            f'<group group_id="{group_id}"><associate-time>2026-01-01T00:00:00Z'
+            "</associate-time></group>"
+        )
     lines.append(f'<session session_id="{session_id}">')
     if group_id:
         lines.append(f"<group-ref>{group_id}</group-ref>")
     lines.append("<start-time>2026-01-01T00:00:00Z</start-time></session>")
     for pid, aor, name in participants:
-        lines.append(f'<participant participant_id="{pid}"><nameID aor="{aor}">'
-                     f'<name xml:lang="en">{name}</name></nameID></participant>')
+        lines.append(
+            f'<participant participant_id="{pid}"><nameID aor="{aor}">'
+            f'<name xml:lang="en">{name}</name></nameID></participant>'
+        )
     for sid, label in zip(stream_ids, labels, strict=True):
-        lines.append(f'<stream stream_id="{sid}" session_id="{session_id}">'
-                     f"<label>{label}</label></stream>")
+        lines.append(
+            f'<stream stream_id="{sid}" session_id="{session_id}"><label>{label}</label></stream>'
+        )
     for index, (pid, _, _) in enumerate(participants):
         send = stream_ids[index] if index < len(stream_ids) else None
         recv = [s for s in stream_ids if s != send]
         inner = (f"<send>{send}</send>" if send else "") + "".join(
             f"<recv>{r}</recv>" for r in recv
         )
-        lines.append(f'<participantstreamassoc participant_id="{pid}">{inner}'
-                     "</participantstreamassoc>")
+        lines.append(
+            f'<participantstreamassoc participant_id="{pid}">{inner}</participantstreamassoc>'
+        )
     lines.append("</recording>")
     return "\n".join(lines)
 
@@ -125,8 +131,14 @@ User-Agent: SIPp SRC
 {extra}"""
 
 
-def _request(method: str, cseq: int, *, body: tuple[str, str] | None = None,
-             in_dialog: bool = False, extra: str = "") -> str:
+def _request(
+    method: str,
+    cseq: int,
+    *,
+    body: tuple[str, str] | None = None,
+    in_dialog: bool = False,
+    extra: str = "",
+) -> str:
     head = _HEAD.format(
         to_tag="[peer_tag_param]" if in_dialog else "",
         cseq=cseq,
@@ -137,8 +149,12 @@ def _request(method: str, cseq: int, *, body: tuple[str, str] | None = None,
     if body is None:
         return f"{start}\n{head}\nContent-Length: 0\n\n"
     content_type, text = body
-    return (f"{start}\n{head}\nContent-Type: {content_type}\nContent-Length: [len]\n\n"
-            f"{text}\n")
+    return f"{start}\n{head}\nContent-Type: {content_type}\nContent-Length: [len]\n\n{text}\n"
+
+
+def _send(message: str, *, retrans: bool = False) -> str:
+    attributes = ' retrans="500"' if retrans else ""
+    return f"<send{attributes}><![CDATA[\n{message}]]></send>"
 
 
 @dataclass
@@ -160,32 +176,33 @@ class Scenario:
     ) -> Scenario:
         """INVITE, ACK, (play), then per re-INVITE: pause, re-INVITE, ACK; pause; BYE."""
         steps = [
-            f'<send retrans="500"><![CDATA[\n{_request("INVITE", 1, body=invite_body, extra=extra_headers)}]]></send>',
+            _send(_request("INVITE", 1, body=invite_body, extra=extra_headers), retrans=True),
             '<recv response="100" optional="true"/>',
             '<recv response="200" rrs="true"/>',
             f"<send><![CDATA[\n{_request('ACK', 1, in_dialog=True)}]]></send>",
         ]
         if play:
-            steps.append(
-                f'<nop><action><exec play_pcap_audio="{PCAP_ALAW}"/></action></nop>'
-            )
+            steps.append(f'<nop><action><exec play_pcap_audio="{PCAP_ALAW}"/></action></nop>')
         cseq = 2
         for wait_ms, body in reinvites:
             steps.append(f'<pause milliseconds="{wait_ms}"/>')
-            steps.append(f'<send retrans="500"><![CDATA[\n{_request("INVITE", cseq, body=body, in_dialog=True)}]]></send>')
+            steps.append(_send(_request("INVITE", cseq, body=body, in_dialog=True), retrans=True))
             steps.append('<recv response="100" optional="true"/>')
             steps.append('<recv response="200"/>')
-            steps.append(f"<send><![CDATA[\n{_request('ACK', cseq, in_dialog=True)}]]></send>")
+            steps.append(_send(_request("ACK", cseq, in_dialog=True)))
             cseq += 1
         steps.append(f'<pause milliseconds="{hold_ms}"/>')
         if bye:
-            steps.append(f'<send retrans="500"><![CDATA[\n{_request("BYE", cseq, in_dialog=True)}]]></send>')
+            steps.append(
+                f'<send retrans="500"><![CDATA[\n{_request("BYE", cseq, in_dialog=True)}]]></send>'
+            )
             steps.append('<recv response="200"/>')
         return cls(steps)
 
     def xml(self) -> str:
         body = "\n".join(self.steps)
-        return f'<?xml version="1.0" encoding="ISO-8859-1"?>\n<scenario name="callvault">\n{body}\n</scenario>\n'
+        head = '<?xml version="1.0" encoding="ISO-8859-1"?>'
+        return f'{head}\n<scenario name="callvault">\n{body}\n</scenario>\n'
 
 
 @dataclass
@@ -242,17 +259,30 @@ def run_sipp(
     media_port = _free_even_udp_port()
     command = [
         SIPP,
-        "-sf", str(path),
-        "-m", "1",
-        "-i", "127.0.0.1",
-        "-p", str(free_port()),
-        "-mp", str(media_port),
-        "-cp", str(free_port(socket.SOCK_DGRAM, also_tcp=False)),
-        "-t", transport,
+        "-sf",
+        str(path),
+        "-m",
+        "1",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(free_port()),
+        "-mp",
+        str(media_port),
+        "-cp",
+        str(free_port(socket.SOCK_DGRAM, also_tcp=False)),
+        "-t",
+        transport,
         "-nostdin",
-        "-trace_msg", "-message_file", str(workdir / "messages.log"),
-        "-trace_err", "-error_file", str(workdir / "errors.log"),
-        "-timeout", "120s", "-timeout_error",
+        "-trace_msg",
+        "-message_file",
+        str(workdir / "messages.log"),
+        "-trace_err",
+        "-error_file",
+        str(workdir / "errors.log"),
+        "-timeout",
+        "120s",
+        "-timeout_error",
         f"127.0.0.1:{server.sip_port}",
     ]
     stdout = (workdir / "stdout.log").open("wb")

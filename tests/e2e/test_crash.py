@@ -37,8 +37,11 @@ def test_kill_9_mid_call_keeps_what_was_captured(tmp_path: Path) -> None:
 
             def finalized(calls: list[dict[str, Any]]) -> dict[str, Any] | None:
                 return next(
-                    (c for c in calls if c["recordings"]
-                     and c["recordings"][0]["state"] in ("ready", "failed")),
+                    (
+                        c
+                        for c in calls
+                        if c["recordings"] and c["recordings"][0]["state"] in ("ready", "failed")
+                    ),
                     None,
                 )
 

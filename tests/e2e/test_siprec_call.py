@@ -15,7 +15,9 @@ from tests.e2e.sipp import Scenario, metadata_xml, multipart, run_sipp, sdp
 
 def _ready_call(calls: list[dict[str, Any]]) -> dict[str, Any] | None:
     for call in calls:
-        if call["recordings"] and all(r["state"] in ("ready", "failed") for r in call["recordings"]):
+        if call["recordings"] and all(
+            r["state"] in ("ready", "failed") for r in call["recordings"]
+        ):
             return call
     return None
 

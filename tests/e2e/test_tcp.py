@@ -20,8 +20,9 @@ def test_call_over_tcp(server: ServerProcess, tmp_path: Path) -> None:
     sender.join()
 
     def ready(calls: list[dict[str, Any]]) -> dict[str, Any] | None:
-        return next((c for c in calls if c["recordings"] and
-                     c["recordings"][0]["state"] == "ready"), None)
+        return next(
+            (c for c in calls if c["recordings"] and c["recordings"][0]["state"] == "ready"), None
+        )
 
     call = server.wait_for(ready, what="a ready recording")
     assert call["segments"][0]["state"] == "captured"

@@ -42,14 +42,20 @@ def test_reinvite_with_new_metadata_updates_participants(
 def test_sessions_sharing_a_group_id_are_one_call(server: ServerProcess, tmp_path: Path) -> None:
     group = "Z3JvdXAtdHJhbnNmZXI="
     first = Scenario.call(
-        multipart(sdp(), metadata_xml(group_id=group, session_id="c2Vzcy0x",
-                                      participants=(AGENT, CUSTOMER))),
+        multipart(
+            sdp(),
+            metadata_xml(group_id=group, session_id="c2Vzcy0x", participants=(AGENT, CUSTOMER)),
+        ),
         play=False,
         hold_ms=500,
     )
     second = Scenario.call(
-        multipart(sdp(), metadata_xml(group_id=group, session_id="c2Vzcy0y",
-                                      participants=(SECOND_AGENT, CUSTOMER))),
+        multipart(
+            sdp(),
+            metadata_xml(
+                group_id=group, session_id="c2Vzcy0y", participants=(SECOND_AGENT, CUSTOMER)
+            ),
+        ),
         play=False,
         hold_ms=500,
     )

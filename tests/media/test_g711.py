@@ -69,14 +69,18 @@ def test_silence_encodes_to_the_usual_idle_codes() -> None:
     assert encode_alaw(np.zeros(3, dtype=np.int16)) == b"\xd5\xd5\xd5"
 
 
-@pytest.mark.parametrize(("encode", "decode"), [(encode_ulaw, decode_ulaw), (encode_alaw, decode_alaw)])
+@pytest.mark.parametrize(
+    ("encode", "decode"), [(encode_ulaw, decode_ulaw), (encode_alaw, decode_alaw)]
+)
 def test_every_code_survives_decode_then_encode(encode: Encode, decode: Decode) -> None:
     decoded = decode(ALL_CODES)
     again = decode(encode(decoded))
     assert np.array_equal(again, decoded)
 
 
-@pytest.mark.parametrize(("encode", "decode"), [(encode_ulaw, decode_ulaw), (encode_alaw, decode_alaw)])
+@pytest.mark.parametrize(
+    ("encode", "decode"), [(encode_ulaw, decode_ulaw), (encode_alaw, decode_alaw)]
+)
 def test_quantisation_error_is_within_the_segment_step(encode: Encode, decode: Decode) -> None:
     error = np.abs(decode(encode(ALL_SAMPLES)).astype(np.int32) - ALL_SAMPLES)
     # The largest step of either law is 1024 (A-law) at full scale: half of it plus clipping.

@@ -223,7 +223,9 @@ def test_no_packets_gives_an_empty_file(tmp_path: Path) -> None:
         (StreamSelector(LEFT_PORT, "PCMU", 0, 16000), "PCMU at 16000 Hz is not supported"),
     ],
 )
-def test_unsupported_codecs_fail_before_reading(selector: StreamSelector, message: str, tmp_path: Path) -> None:
+def test_unsupported_codecs_fail_before_reading(
+    selector: StreamSelector, message: str, tmp_path: Path
+) -> None:
     with pytest.raises(UnsupportedCodec, match=message):
         render_stereo_wav(tmp_path / "missing.pcap", [ChannelSpec([selector])], tmp_path / "x.wav")
 

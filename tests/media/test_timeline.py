@@ -71,7 +71,9 @@ def test_in_order_stream() -> None:
 
 
 def test_lost_packets_leave_silence() -> None:
-    packets = [p for i, p in enumerate(stream_packets(numbered(50), t0=T0)) if i not in (10, 11, 12)]
+    packets = [
+        p for i, p in enumerate(stream_packets(numbered(50), t0=T0)) if i not in (10, 11, 12)
+    ]
     pcm, silence, used = render(packets)
     assert np.array_equal(pcm, expected(50, {10, 11, 12}))
     assert silence == pytest.approx(3 / 50)
@@ -82,7 +84,9 @@ def test_reordered_and_duplicated_packets() -> None:
     packets = stream_packets(numbered(50), t0=T0)
     # Packets 20 and 30 are held up in the network and overtaken by later ones.
     late = {20: 0.07, 30: 0.03}
-    arrived = [dataclasses.replace(p, arrival=p.arrival + late.get(i, 0)) for i, p in enumerate(packets)]
+    arrived = [
+        dataclasses.replace(p, arrival=p.arrival + late.get(i, 0)) for i, p in enumerate(packets)
+    ]
     arrived.sort(key=lambda p: p.arrival)
     assert [p.sequence_number - 1000 for p in arrived[19:25]] == [19, 21, 22, 23, 20, 24]
     arrived.insert(40, dataclasses.replace(packets[35], arrival=T0 + 0.8))
@@ -178,7 +182,9 @@ def test_telephone_events_and_comfort_noise_are_skipped() -> None:
     packets = stream_packets(numbered(20), t0=T0)
     dtmf = StreamPacket(T0 + 0.1, 5000, 50_000 + 800, 0xABCD, 101, b"\x05\x0a\x00\xa0")
     noise = StreamPacket(T0 + 0.2, 5001, 50_000 + 1600, 0xABCD, 13, b"\x40")
-    placement = place_stream([*packets[:5], dtmf, *packets[5:10], noise, *packets[10:]], payload_type=0, clock_rate=8000)
+    placement = place_stream(
+        [*packets[:5], dtmf, *packets[5:10], noise, *packets[10:]], payload_type=0, clock_rate=8000
+    )
     assert (placement.packets_used, placement.skipped) == (20, 2)
 
 
@@ -207,7 +213,9 @@ def test_range_helpers() -> None:
     ]  # fmt: skip
 
 
-ranges = st.lists(st.tuples(st.integers(0, 60), st.integers(0, 20)).map(lambda r: (r[0], r[0] + r[1])))
+ranges = st.lists(
+    st.tuples(st.integers(0, 60), st.integers(0, 20)).map(lambda r: (r[0], r[0] + r[1]))
+)
 
 
 @given(ranges, ranges)

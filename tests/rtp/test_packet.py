@@ -8,10 +8,12 @@ from hypothesis import strategies as st
 
 from callvault.rtp.packet import (
     RtpError,
+    RtpHeader,
     RtpHeaderExtension,
     RtpPacket,
     is_rtcp,
     parse_rtp,
+    parse_rtp_header,
     peek_rtp,
 )
 
@@ -57,6 +59,25 @@ def test_parse_packet_with_every_header_feature() -> None:
     assert repr(packet.extension) == "<RtpHeaderExtension profile=0xbede 4 bytes>"
 
 
+def test_header_says_where_the_payload_is_without_copying() -> None:
+    header = RtpHeader.parse(FULL)
+    assert header == RtpHeader(
+        payload_type=96,
+        sequence_number=65535,
+        timestamp=0xFFFFFFFF,
+        ssrc=0x01020304,
+        marker=True,
+        csrc=(0x11111111, 0x22222222),
+        extension=RtpHeaderExtension(0xBEDE, bytes.fromhex("10aa0000")),
+        padding_size=3,
+        payload_offset=28,
+        payload_length=3,
+    )
+    assert FULL[header.payload_offset :][: header.payload_length] == b"abc"
+    simple = parse_rtp_header(SIMPLE)
+    assert (simple.payload_offset, simple.payload_length, simple.marker) == (12, 4, False)
+
+
 def test_trailing_data_is_payload() -> None:
     assert parse_rtp(SIMPLE + b"xyz").payload == b"\xff\xfe\x7f\x00xyz"
 
@@ -96,6 +117,9 @@ def test_invalid_packets_have_exact_messages(data: bytes, message: str) -> None:
     with pytest.raises(RtpError) as info:
         parse_rtp(data)
     assert str(info.value) == message
+    with pytest.raises(RtpError) as info:
+        parse_rtp_header(data)
+    assert str(info.value) == message
 
 
 def test_every_truncation_parses_or_raises_rtp_error() -> None:
@@ -113,7 +137,10 @@ def test_every_truncation_parses_or_raises_rtp_error() -> None:
     ("packet", "message"),
     [
         (RtpPacket(128, 0, 0, 0), "RTP payload type 128 is not in 0..127"),
-        (RtpPacket(0, 0, 0, 0, csrc=tuple(range(16))), "RTP CSRC list has 16 entries, at most 15 fit"),
+        (
+            RtpPacket(0, 0, 0, 0, csrc=tuple(range(16))),
+            "RTP CSRC list has 16 entries, at most 15 fit",
+        ),
         (
             RtpPacket(0, 0, 0, 0, extension=RtpHeaderExtension(1, b"abc")),
             "RTP header extension data is 3 bytes, not a multiple of 4",
@@ -179,6 +206,8 @@ packets = st.builds(
 def test_round_trip(packet: RtpPacket) -> None:
     data = bytes(packet)
     assert parse_rtp(data) == packet
+    header = parse_rtp_header(data)
+    assert data[header.payload_offset :][: header.payload_length] == packet.payload
     assert peek_rtp(data) == (
         packet.payload_type,
         packet.sequence_number,

@@ -97,7 +97,10 @@ def test_golden_answer() -> None:
     sdp = offer(
         audio(
             formats="18 8 101 13",
-            extra="a=fmtp:18 annexb=no\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:30\r\na=sendonly\r\n",
+            extra=(
+                "a=fmtp:18 annexb=no\r\na=rtpmap:101 telephone-event/8000\r\n"
+                "a=fmtp:101 0-15\r\na=ptime:30\r\na=sendonly\r\n"
+            ),
             label="10",
         ),
         "m=video 4002 RTP/AVPF 96\r\na=rtpmap:96 H264/90000\r\na=label:11\r\n",
@@ -214,9 +217,9 @@ def test_answer_argument_errors() -> None:
     choices = choose_streams(sdp)
     with pytest.raises(ValueError, match=r"^3 ports for 2 m-lines \(2 accepted\)$"):
         build_answer(sdp, choices, address="a", ports=[1, 2, 3], session_id=1, session_version=1)
-    with pytest.raises(ValueError, match="^1 choices for 2 m-lines$"):
+    with pytest.raises(ValueError, match=r"^1 choices for 2 m-lines$"):
         build_answer(sdp, choices[:1], address="a", ports=[1], session_id=1, session_version=1)
-    with pytest.raises(ValueError, match="^local_crypto must keep the offered tag and suite$"):
+    with pytest.raises(ValueError, match=r"^local_crypto must keep the offered tag and suite$"):
         build_answer(
             sdp,
             choices,
@@ -243,5 +246,5 @@ def test_build_offer() -> None:
         )
     )
     assert SessionDescription.parse(str(sdp)) == sdp
-    with pytest.raises(ValueError, match="^1 ports for 2 labels$"):
+    with pytest.raises(ValueError, match=r"^1 ports for 2 labels$"):
         build_offer(["1", "2"], address="a", ports=[1], session_id=1, session_version=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -195,7 +196,7 @@ def test_invalid(text: str, message: str) -> None:
 
 def test_too_many_media_lines() -> None:
     text = "v=0\r\no=- 1 1 IN IP4 a\r\n" + "m=audio 1 RTP/AVP 0\r\n" * 33
-    with pytest.raises(SdpError, match="^SDP has more than 32 m= lines$"):
+    with pytest.raises(SdpError, match=r"^SDP has more than 32 m= lines$"):
         SessionDescription.parse(text)
 
 
@@ -301,7 +302,5 @@ def test_never_crashes_on_text(text: str) -> None:
 
 @given(st.binary(max_size=400))
 def test_never_crashes_on_bytes(data: bytes) -> None:
-    try:
+    with contextlib.suppress(SdpError):
         SessionDescription.parse(b"v=0\r\no=- 1 1 IN IP4 a\r\n" + data)
-    except SdpError:
-        pass

@@ -99,7 +99,7 @@ def test_parse_cseq() -> None:
         ("1", "Malformed CSeq header"),
         ("1 INVITE x", "Malformed CSeq header"),
         ("-1 INVITE", "Malformed CSeq header"),
-        ("١ INVITE", "Malformed CSeq header"),  # Arabic-Indic digit: not ASCII
+        ("\u0661 INVITE", "Malformed CSeq header"),  # Arabic-Indic digit: not ASCII
         ("1 INV,ITE", "Malformed CSeq header"),
         ("2147483648 INVITE", "CSeq number out of range"),
         ("9" * 5000 + " INVITE", "CSeq number out of range"),
@@ -115,23 +115,37 @@ def test_standard_methods() -> None:
 
 
 def test_parse_message_is_the_parser() -> None:
-    with pytest.raises(SipSyntaxError, match="^Empty message$"):
+    with pytest.raises(SipSyntaxError, match=r"^Empty message$"):
         parse_message(b"")
 
 
 _TOKEN = st.text(alphabet="".join(sorted(TOKEN_CHARS)), min_size=1, max_size=12)
 _HOST = st.from_regex(r"[a-z][a-z0-9-]{0,8}(\.[a-z][a-z0-9-]{0,8}){0,2}", fullmatch=True)
-_WORD = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=20)
+_WORD = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=20
+)
 
 
 @st.composite
 def _requests(draw: st.DrawFn) -> Request:
     method = draw(_TOKEN)
     host = draw(_HOST)
-    uri = SipUri(host, user=draw(st.none() | st.text(min_size=1, max_size=10)), port=draw(st.none() | st.integers(1, 65535)))
-    to = NameAddr(uri, draw(st.none() | st.text(alphabet=st.characters(exclude_characters="\r\n"), max_size=12)))
+    uri = SipUri(
+        host,
+        user=draw(st.none() | st.text(min_size=1, max_size=10)),
+        port=draw(st.none() | st.integers(1, 65535)),
+    )
+    to = NameAddr(
+        uri,
+        draw(st.none() | st.text(alphabet=st.characters(exclude_characters="\r\n"), max_size=12)),
+    )
     from_ = NameAddr(SipUri(draw(_HOST), user="u"), None, {"tag": draw(_TOKEN)})
-    via = Via("UDP", draw(_HOST), draw(st.none() | st.integers(1, 65535)), {"branch": "z9hG4bK" + draw(_TOKEN)})
+    via = Via(
+        "UDP",
+        draw(_HOST),
+        draw(st.none() | st.integers(1, 65535)),
+        {"branch": "z9hG4bK" + draw(_TOKEN)},
+    )
     headers = Headers(
         [
             ("Via", str(via)),

@@ -58,9 +58,7 @@ def test_scheme_method_require_body_order() -> None:
         body="x",
     )
     assert _check(everything_wrong) == Rejection(416, "Unsupported URI Scheme")
-    method_wrong = _request(
-        "NEWMETHOD", extra="Require: foo\r\nContent-Type: text/x\r\n", body="x"
-    )
+    method_wrong = _request("NEWMETHOD", extra="Require: foo\r\nContent-Type: text/x\r\n", body="x")
     assert _check(method_wrong) == Rejection(501, "Not Implemented", (ALLOW,))
     require_wrong = _request(extra="Require: foo\r\nContent-Type: text/x\r\n", body="x")
     assert _check(require_wrong) == Rejection(420, "Bad Extension", (("Unsupported", "foo"),))
@@ -113,7 +111,9 @@ def test_body_without_content_type_or_with_encoding() -> None:
     media = "Content-Type: Multipart/Mixed ; boundary=x\r\n"
     assert _check(_request(extra=media, body="--x--")) is None
     gzip = _request(extra=media + "Content-Encoding: gzip\r\n", body="--x--")
-    assert _check(gzip) == Rejection(415, "Unsupported Media Type", (("Accept-Encoding", "identity"),))
+    assert _check(gzip) == Rejection(
+        415, "Unsupported Media Type", (("Accept-Encoding", "identity"),)
+    )
     identity = _request(extra=media + "e: identity\r\n", body="--x--")
     assert _check(identity) is None
     # No body: Content-Type is not looked at.

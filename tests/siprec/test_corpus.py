@@ -88,7 +88,7 @@ def test_sip_headers(path: Path) -> None:
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
 def test_body_parts(path: Path) -> None:
-    message, offer, expected = load(path)
+    _message, offer, expected = load(path)
     if expected["body_parts"] is None:
         assert not media_type(expected["content_type"]).startswith("multipart/")
         assert len(offer.parts) == 1

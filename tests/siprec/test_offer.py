@@ -8,8 +8,14 @@ from callvault.sdp import SdpError
 from callvault.sip.multipart import MultipartError
 from callvault.siprec import MetadataError, OfferError, read_offer
 
-SDP = b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=label:1\r\n"
-XML = b"<recording xmlns='urn:ietf:params:xml:ns:recording:1'><datamode>complete</datamode></recording>"
+SDP = (
+    b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+    b"m=audio 4000 RTP/AVP 0\r\na=label:1\r\n"
+)
+XML = (
+    b"<recording xmlns='urn:ietf:params:xml:ns:recording:1'>"
+    b"<datamode>complete</datamode></recording>"
+)
 
 
 def multipart(*parts: tuple[str, bytes]) -> bytes:

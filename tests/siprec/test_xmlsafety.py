@@ -118,6 +118,14 @@ def test_deep_document_is_refused_without_building_it() -> None:
             "line 1, column 12)",
         ),
         (
+            b'<?xml version="1.0" encoding="U65536TF-8"?><recording/>',
+            "rs-metadata rejected: unsupported character encoding",
+        ),
+        (
+            b'<?xml version="1.0" encoding="shift_jis"?><recording/>',
+            "rs-metadata rejected: unsupported character encoding",
+        ),
+        (
             b"<html><body/></html>",
             "rs-metadata rejected: root element <html> is not <recording>",
         ),
@@ -153,6 +161,14 @@ def test_unrecoverable(document: bytes, message: str) -> None:
             "rs-metadata repaired: removed blank space before the XML declaration "
             "(was: XML or text declaration not at start of entity: line 3, column 0)",
             "B",
+        ),
+        (
+            b"<?xml version='1.0' encoding='UTF-8'?><recording><datamode>complete</datamode>"
+            b"<participant id='p'><nameID aor='a'><name>Jos\xe9 & Ren\x80</name>"
+            b"</nameID></participant></recording>",
+            "rs-metadata repaired: re-encoded non-UTF-8 bytes as Windows-1252; escaped 1 "
+            "unescaped '&' (was: not well-formed (invalid token): line 1, column 123)",
+            "Jos\xe9 & Ren\u20ac",
         ),
     ],
 )

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, false, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -89,7 +89,7 @@ def find_or_create_call(
         key = normalise_call_key(kind, value)
         if key is not None and key not in wanted:
             wanted.append(key)
-    match = or_(*(and_(CallKey.kind == k, CallKey.value == v) for k, v in wanted))
+    match = or_(false(), *(and_(CallKey.kind == k, CallKey.value == v) for k, v in wanted))
     last_error: IntegrityError | None = None
     for _ in range(_FIND_OR_CREATE_ATTEMPTS):
         found = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from callvault.jobs.tasks import finalize
@@ -39,9 +40,9 @@ class LocalJobRunner:
         future = self._pool.submit(finalize, self._data_dir, self._database_url, recording_id)
         self.submitted += 1
         self._pending.add(future)
-        future.add_done_callback(lambda f, rid=recording_id: self._done(f, rid))
+        future.add_done_callback(partial(self._done, recording_id=recording_id))
 
-    def _done(self, future: Future[str], recording_id: int) -> None:
+    def _done(self, future: Future[str], *, recording_id: int) -> None:
         self._pending.discard(future)
         error = future.exception()
         if error is not None:

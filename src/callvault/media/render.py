@@ -52,7 +52,7 @@ __all__ = [
 DECODERS: dict[str, Callable[[], Decoder]] = {"PCMU": UlawDecoder, "PCMA": AlawDecoder}
 
 
-class UnsupportedCodec(ValueError):  # noqa: N818 - the name the media pipeline agreed on
+class UnsupportedCodec(ValueError):
     """A stream's codec cannot be decoded (yet)."""
 
 

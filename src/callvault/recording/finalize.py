@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,11 +102,12 @@ def finalize_recording(database: Database, data_dir: Path, recording_id: int) ->
         specs = [ChannelSpec(streams=[selectors[i] for i in p.stream_ids]) for p in plans]
         result = render_stereo_wav(capture, specs, partial, start=start, end=end)
         digest, size = _sha256(partial)
-        os.replace(partial, final)
+        partial.replace(final)
     except (UnsupportedCodec, OSError, ValueError) as exc:
         partial.unlink(missing_ok=True)
-        log.error("recording %d failed: %s", recording_id, exc)
-        database.write(lambda s: _fail(s, recording_id, str(exc)))
+        error = str(exc)
+        log.error("recording %d failed: %s", recording_id, error)
+        database.write(lambda s: _fail(s, recording_id, error))
         return "failed"
     relative = str(final.relative_to(data_dir))
     channel_map = [

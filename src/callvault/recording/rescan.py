@@ -20,9 +20,7 @@ _SEQ_TS_SSRC = struct.Struct("!HII")
 def rescan_capture(capture: Path, segment: Segment) -> None:
     """Overwrite each stream's counters with what its capture actually holds."""
     by_port = {s.local_port: s for s in segment.streams if s.local_port}
-    stats = {
-        port: StreamStatistics(stream.clock_rate or 8000) for port, stream in by_port.items()
-    }
+    stats = {port: StreamStatistics(stream.clock_rate or 8000) for port, stream in by_port.items()}
     for packet in read_pcap(capture):
         counter = stats.get(packet.dst[1])
         data = packet.payload

@@ -11,7 +11,7 @@ table below; anything else is a bug in the caller.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 
 from callvault.recording.ports import Capture, MediaEndpoint
 from callvault.sdp.answer import StreamChoice
@@ -36,7 +36,7 @@ _TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
 }
 
 
-class EndReason(str, Enum):
+class EndReason(StrEnum):
     BYE = "bye"
     CANCEL = "cancel"
     RTP_TIMEOUT = "rtp_timeout"

@@ -261,6 +261,6 @@ class SessionSetup:
 
 
 def _allow() -> str:
-    from callvault.recording.srs import ALLOW  # noqa: PLC0415 (srs imports this module)
+    from callvault.recording.srs import ALLOW
 
     return ALLOW

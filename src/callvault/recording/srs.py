@@ -236,4 +236,3 @@ class SessionRecordingServer:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("SRS task failed", exc_info=task.exception())
-

@@ -225,47 +225,47 @@ def _apply_participants(
         for p in db.scalars(select(Participant).where(Participant.segment_id == segment_id))
     }
     streams = list(db.scalars(select(Stream).where(Stream.segment_id == segment_id)))
-    by_label = {s.label: s for s in streams if s.label is not None}
+    by_label: dict[str | None, Stream] = {s.label: s for s in streams if s.label is not None}
     label_of = {s.stream_id: s.label for s in metadata.streams}
     for meta_stream in metadata.streams:
-        row = by_label.get(meta_stream.label)
-        if row is not None and row.metadata_stream_id != meta_stream.stream_id:
-            row.metadata_stream_id = meta_stream.stream_id
+        labelled = by_label.get(meta_stream.label)
+        if labelled is not None and labelled.metadata_stream_id != meta_stream.stream_id:
+            labelled.metadata_stream_id = meta_stream.stream_id
     bw = metadata.broadworks
     seen: set[str] = set()
     for item in metadata.participants:
         seen.add(item.participant_id)
-        row = existing.get(item.participant_id)
-        if row is None:
-            row = Participant(
+        person = existing.get(item.participant_id)
+        if person is None:
+            person = Participant(
                 segment_id=segment_id,
                 participant_key=item.participant_id,
                 associated_at=_parse_time(item.associate_time) or at(wall),
             )
-            db.add(row)
-            existing[item.participant_id] = row
-        row.aor = item.aor
-        row.name = item.name
+            db.add(person)
+            existing[item.participant_id] = person
+        person.aor = item.aor
+        person.name = item.name
         if item.disassociate_time:
-            row.disassociated_at = _parse_time(item.disassociate_time) or at(wall)
+            person.disassociated_at = _parse_time(item.disassociate_time) or at(wall)
         if bw is not None and bw.user_id and item.aor and bw.user_id in item.aor:
-            row.service_provider_id = bw.service_provider_id
-            row.group_id = bw.group_id
-            row.user_id = bw.user_id
+            person.service_provider_id = bw.service_provider_id
+            person.group_id = bw.group_id
+            person.user_id = bw.user_id
         db.flush()
         wanted = {("send", label_of.get(s)) for s in item.sends} | {
             ("recv", label_of.get(s)) for s in item.receives
         }
-        links = {(link.role, link.stream_id) for link in row.stream_links}
+        links = {(link.role, link.stream_id) for link in person.stream_links}
         for role, label in wanted:
             stream = by_label.get(label) if label is not None else None
             if stream is not None and (role, stream.id) not in links:
-                db.add(StreamParticipant(stream_id=stream.id, participant_id=row.id, role=role))
+                db.add(StreamParticipant(stream_id=stream.id, participant_id=person.id, role=role))
     if metadata.datamode == "complete":
         # A complete snapshot without a participant means it left (a transfer).
-        for key, row in existing.items():
-            if key not in seen and row.disassociated_at is None:
-                row.disassociated_at = at(wall)
+        for key, gone in existing.items():
+            if key not in seen and gone.disassociated_at is None:
+                gone.disassociated_at = at(wall)
 
 
 def _parse_time(text: str | None) -> datetime | None:

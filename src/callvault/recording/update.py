@@ -72,9 +72,7 @@ async def apply_update(
         else:
             session.metadata = offer.metadata
     if offer.metadata_raw is not None or offer.metadata is not None:
-        await srs.store.record_metadata(
-            session.segment_id, request, offer, session.metadata, wall
-        )
+        await srs.store.record_metadata(session.segment_id, request, offer, session.metadata, wall)
     address = srs.media.advertised_address(session.dialog.peer.host)
     if offer.sdp is None:
         if request.method != "INVITE" or not session.streams:
@@ -152,7 +150,7 @@ async def _renegotiate(
 async def _open_stream(
     srs: SessionRecordingServer, session: RecordingSession, choice: StreamChoice
 ) -> LiveStream:
-    from callvault.recording.setup import open_live_stream  # noqa: PLC0415
+    from callvault.recording.setup import open_live_stream
 
     return await open_live_stream(srs, session, choice)
 

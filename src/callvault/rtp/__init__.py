@@ -8,10 +8,12 @@ Sans-IO: nothing here opens a socket or reads the clock; arrival times come in a
 from callvault.rtp.packet import (
     RTP_HEADER_SIZE,
     RtpError,
+    RtpHeader,
     RtpHeaderExtension,
     RtpPacket,
     is_rtcp,
     parse_rtp,
+    parse_rtp_header,
     peek_rtp,
 )
 from callvault.rtp.pcap import CapturedPacket, PcapError, PcapWriter, read_pcap
@@ -41,6 +43,7 @@ __all__ = [
     "RtcpError",
     "RtcpPacket",
     "RtpError",
+    "RtpHeader",
     "RtpHeaderExtension",
     "RtpPacket",
     "SdesChunk",
@@ -53,6 +56,7 @@ __all__ = [
     "is_rtcp",
     "parse_rtcp",
     "parse_rtp",
+    "parse_rtp_header",
     "peek_rtp",
     "read_pcap",
 ]

@@ -6,9 +6,10 @@ Two ways in:
   header, no object built, ``None`` for anything that is not an RTP packet. The recorder
   appends every datagram to its capture as received, so it only needs the numbers that
   feed the stream statistics.
-* ``parse_rtp`` / ``RtpPacket.parse`` check the whole header (CSRC list, header
-  extension, padding) and split off the payload; they are for offline work (rendering a
-  capture) and tests. A bad packet raises ``RtpError`` with an exact message.
+* ``parse_rtp_header`` checks the whole header (CSRC list, header extension, padding)
+  and says where the payload lies without copying it; ``parse_rtp`` /
+  ``RtpPacket.parse`` also split the payload off. They are for offline work (rendering
+  a capture) and tests. A bad packet raises ``RtpError`` with an exact message.
 
 ``bytes(packet)`` builds a packet again, for tests and for the benchmark sender.
 No I/O here.
@@ -22,10 +23,12 @@ from dataclasses import dataclass
 __all__ = [
     "RTP_HEADER_SIZE",
     "RtpError",
+    "RtpHeader",
     "RtpHeaderExtension",
     "RtpPacket",
     "is_rtcp",
     "parse_rtp",
+    "parse_rtp_header",
     "peek_rtp",
 ]
 
@@ -58,6 +61,27 @@ class RtpHeaderExtension:
 
     def __repr__(self) -> str:
         return f"<RtpHeaderExtension profile=0x{self.profile:04x} {len(self.data)} bytes>"
+
+
+@dataclass(frozen=True, slots=True)
+class RtpHeader:
+    """A checked RTP header; the payload is ``data[payload_offset:][:payload_length]``."""
+
+    payload_type: int
+    sequence_number: int
+    timestamp: int
+    ssrc: int
+    marker: bool
+    csrc: tuple[int, ...]
+    extension: RtpHeaderExtension | None
+    padding_size: int
+    payload_offset: int
+    payload_length: int
+
+    @classmethod
+    def parse(cls, data: bytes) -> RtpHeader:
+        """Parse one RTP packet's header; raise ``RtpError`` if it is not one."""
+        return parse_rtp_header(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +165,23 @@ def is_rtcp(data: bytes) -> bool:
     return len(data) >= 4 and data[0] & 0xC0 == 0x80 and _RTCP_FIRST <= data[1] <= _RTCP_LAST
 
 
+def parse_rtp_header(data: bytes) -> RtpHeader:
+    """Parse and check one RTP packet's header; raise ``RtpError`` with the exact fault."""
+    return RtpHeader(*_parse(data))
+
+
 def parse_rtp(data: bytes) -> RtpPacket:
-    """Parse and check one RTP packet; raise ``RtpError`` with the exact fault."""
+    """Parse and check one RTP packet and split off its payload; raise ``RtpError``."""
+    pt, seq, ts, ssrc, marker, csrc, extension, padding, offset, length = _parse(data)
+    payload = bytes(data[offset : offset + length])
+    return RtpPacket(pt, seq, ts, ssrc, payload, marker, csrc, extension, padding)
+
+
+_Fields = tuple[int, int, int, int, bool, tuple[int, ...], RtpHeaderExtension | None, int, int, int]
+
+
+def _parse(data: bytes) -> _Fields:
+    """The fields of ``RtpHeader`` in order (one parser for both public entry points)."""
     size = len(data)
     if size < RTP_HEADER_SIZE:
         raise RtpError(f"RTP packet too short: {size} bytes, need at least 12")
@@ -186,14 +225,15 @@ def parse_rtp(data: bytes) -> RtpPacket:
                 f"RTP padding length {padding} is invalid with {size - offset} bytes "
                 f"after the header"
             )
-    return RtpPacket(
-        payload_type=second & 0x7F,
-        sequence_number=seq,
-        timestamp=ts,
-        ssrc=ssrc,
-        payload=bytes(data[offset : size - padding]),
-        marker=bool(second & 0x80),
-        csrc=csrc,
-        extension=extension,
-        padding_size=padding,
+    return (
+        second & 0x7F,
+        seq,
+        ts,
+        ssrc,
+        bool(second & 0x80),
+        csrc,
+        extension,
+        padding,
+        offset,
+        size - padding - offset,
     )

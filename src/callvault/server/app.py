@@ -128,7 +128,8 @@ async def serve(settings: Settings) -> None:
             lifespan="off",
         )
     )
-    web.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # Signals are ours (graceful end of live sessions first), not uvicorn's.
+    web.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

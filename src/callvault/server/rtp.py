@@ -229,10 +229,11 @@ async def open_stream_endpoint(
             local_address=advertised_address or bind_address,
         )
         try:
-            for number, factory in (
-                (port, lambda: _RtpProtocol(endpoint)),
-                (port + 1, lambda: _RtcpProtocol(endpoint)),
-            ):
+            protocols: list[tuple[int, asyncio.DatagramProtocol]] = [
+                (port, _RtpProtocol(endpoint)),
+                (port + 1, _RtcpProtocol(endpoint)),
+            ]
+            for number, protocol in protocols:
                 sock = socket.socket(family, socket.SOCK_DGRAM)
                 try:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER)
@@ -240,7 +241,10 @@ async def open_stream_endpoint(
                 except OSError:
                     sock.close()
                     raise
-                transport, _ = await loop.create_datagram_endpoint(factory, sock=sock)
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda p=protocol: p,  # type: ignore[misc]
+                    sock=sock,
+                )
                 endpoint.transports.append(transport)
         except OSError as exc:
             endpoint.close()

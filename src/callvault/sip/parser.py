@@ -49,9 +49,11 @@ def parse(data: bytes, *, max_headers: int = 200) -> Request | Response:
         head, rest = data[start : match.start()], data[match.end() :]
     if not head:
         raise SipSyntaxError("Empty message", None)
-    lines = head.decode("utf-8", "replace").split("\n")
-    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    text = head.decode("utf-8", "replace").replace("\r\n", "\n")
+    lines = text.split("\n")
     fields, problem = _split_fields(lines[1:], max_headers)
+    if "\r" in text:
+        problem = "Malformed header section: bare CR"
     headers = Headers(fields)
     length_values = headers.get_raw_all("Content-Length")
     headers.remove("Content-Length")
@@ -137,9 +139,7 @@ def _split_fields(lines: list[str], max_headers: int) -> tuple[list[tuple[str, s
             continue
         name, colon, value = line.partition(":")
         name = name.rstrip(WHITESPACE)
-        if "\r" in line:
-            problem = problem or "Malformed header section: bare CR"
-        elif not colon:
+        if not colon:
             problem = problem or f"Malformed header line {line[:40]!r}"
         elif not is_token(name):
             problem = problem or f"Malformed header name {name[:40]!r}"

@@ -8,9 +8,10 @@ document is refused before its tree grows.
 
 Some SRCs send XML that is not well formed in a way whose meaning is still plain:
 Cisco CUBE copies display names with a bare ``&`` into ``<name>``; some bodies start
-with blank lines before ``<?xml``. ``parse_xml`` repairs those (escapes the stray ``&``,
-drops the leading blanks), parses again and says so in ``warnings``; anything else
-that is not well formed raises ``MetadataError`` (status 400).
+with blank lines before ``<?xml``; some copy a Windows-1252 name into a UTF-8 document.
+``parse_xml`` repairs those (escapes the stray ``&``, drops the leading blanks,
+re-encodes the bytes), parses again and says so in ``warnings``; anything else that is
+not well formed raises ``MetadataError`` (status 400).
 
 Every element's byte span in the parsed bytes is recorded so that extension data can
 be kept verbatim.
@@ -29,6 +30,9 @@ __all__ = ["MetadataError", "ParsedXml", "parse_xml"]
 
 _AMPERSAND = re.compile(rb"&")
 _REFERENCE = re.compile(rb"&(?:amp|lt|gt|quot|apos|#[0-9]{1,8}|#x[0-9A-Fa-f]{1,8});")
+_ENCODING_DECLARATION = re.compile(
+    rb"\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]{1,40})[\"']"
+)
 _PREFIX = "rs-metadata rejected: "
 
 
@@ -131,36 +135,41 @@ def _parse_once(data: bytes, max_depth: int) -> tuple[Element, dict[int, tuple[i
     return root, target.spans
 
 
-def parse_xml(data: bytes, *, max_bytes: int, max_depth: int) -> ParsedXml:
-    """Parse ``data`` safely; raises ``MetadataError`` with the reason to answer."""
-    if len(data) > max_bytes:
-        raise MetadataError(f"{_PREFIX}{len(data)} bytes exceeds the {max_bytes}-byte limit")
-    if not data.strip():
-        raise MetadataError(f"{_PREFIX}empty body")
+def _parse_or_reject(
+    data: bytes, max_depth: int
+) -> tuple[Element, dict[int, tuple[int, int]]] | ParseError:
+    """Parse once; a hostile document raises ``MetadataError``, a broken one is returned."""
     try:
-        root, spans = _parse_once(data, max_depth)
-        return ParsedXml(root, data, spans, True, ())
+        return _parse_once(data, max_depth)
     except ParseError as exc:
-        first_error = str(exc)
+        return exc
     except _TooDeepError:
         raise MetadataError(f"{_PREFIX}nesting deeper than {max_depth} elements") from None
     except (DTDForbidden, EntitiesForbidden):
         raise MetadataError(f"{_PREFIX}DTD/entity declarations are forbidden") from None
     except ExternalReferenceForbidden:
         raise MetadataError(f"{_PREFIX}external references are forbidden") from None
+    except (LookupError, ValueError):
+        # pyexpat hands encodings it does not know to Python codecs: an unknown name
+        # is a LookupError, a multi-byte or non-text codec a ValueError.
+        raise MetadataError(f"{_PREFIX}unsupported character encoding") from None
+
+
+def parse_xml(data: bytes, *, max_bytes: int, max_depth: int) -> ParsedXml:
+    """Parse ``data`` safely; raises ``MetadataError`` with the reason to answer."""
+    if len(data) > max_bytes:
+        raise MetadataError(f"{_PREFIX}{len(data)} bytes exceeds the {max_bytes}-byte limit")
+    if not data.strip():
+        raise MetadataError(f"{_PREFIX}empty body")
+    first = _parse_or_reject(data, max_depth)
+    if not isinstance(first, ParseError):
+        return ParsedXml(first[0], data, first[1], True, ())
     repaired, repairs = _repair(data)
-    if not repairs:
-        raise MetadataError(f"{_PREFIX}not well-formed XML ({first_error})")
-    try:
-        root, spans = _parse_once(repaired, max_depth)
-    except ParseError:
-        raise MetadataError(f"{_PREFIX}not well-formed XML ({first_error})") from None
-    except _TooDeepError:
-        raise MetadataError(f"{_PREFIX}nesting deeper than {max_depth} elements") from None
-    except (DTDForbidden, EntitiesForbidden):  # pragma: no cover - the first parse saw it
-        raise MetadataError(f"{_PREFIX}DTD/entity declarations are forbidden") from None
-    warning = f"rs-metadata repaired: {'; '.join(repairs)} (was: {first_error})"
-    return ParsedXml(root, repaired, spans, False, (warning,))
+    second = _parse_or_reject(repaired, max_depth) if repairs else first
+    if isinstance(second, ParseError):
+        raise MetadataError(f"{_PREFIX}not well-formed XML ({first})")
+    warning = f"rs-metadata repaired: {'; '.join(repairs)} (was: {first})"
+    return ParsedXml(second[0], repaired, second[1], False, (warning,))
 
 
 def _repair(data: bytes) -> tuple[bytes, list[str]]:
@@ -169,10 +178,22 @@ def _repair(data: bytes) -> tuple[bytes, list[str]]:
     if len(stripped) != len(data) and stripped.startswith(b"<?xml"):
         data = stripped
         repairs.append("removed blank space before the XML declaration")
+    if _declared_encoding(data) in (None, "utf-8", "utf8"):
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            # A display name copied as Latin-1/cp1252 into a document that says UTF-8.
+            data = data.decode("cp1252", "replace").encode("utf-8")
+            repairs.append("re-encoded non-UTF-8 bytes as Windows-1252")
     data, stray = _escape_stray_ampersands(data)
     if stray:
         repairs.append(f"escaped {stray} unescaped '&'")
     return data, repairs
+
+
+def _declared_encoding(data: bytes) -> str | None:
+    match = _ENCODING_DECLARATION.match(data)
+    return match.group(1).decode("ascii").lower() if match else None
 
 
 def _escape_stray_ampersands(data: bytes) -> tuple[bytes, int]:
