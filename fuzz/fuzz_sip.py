@@ -116,7 +116,7 @@ def _mutate(data: bytes, seeds: list[bytes], rng: random.Random) -> bytes:
 
 def main(argv: list[str]) -> int:
     try:
-        import atheris  # type: ignore[import-not-found]
+        import atheris  # type: ignore[import-untyped, import-not-found, unused-ignore]
     except ImportError:
         atheris = None
     if atheris is not None:

@@ -216,12 +216,16 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture(scope="session")
 def _migrated_postgres(postgres_url: str) -> Iterator[tuple[str, str]]:
     with _postgres_schema(postgres_url) as (schema, url):
-        database = Database(url)
-        try:
-            database.migrate()
-        finally:
-            database.dispose()
+        _migrate(url)
         yield schema, url
+
+
+def _migrate(url: str) -> None:
+    database = Database(url)
+    try:
+        database.migrate()
+    finally:
+        database.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -229,14 +233,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A URL to a fresh database migrated to the newest revision, on each backend."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'callvault.db'}"
-        database = Database(url)
-        try:
-            database.migrate()
-        finally:
-            database.dispose()
+        _migrate(url)
         return url
     schema, url = request.getfixturevalue("_migrated_postgres")
-    with _admin(make_url(postgres_url_of(url))) as connection:
+    with _admin(make_url(request.getfixturevalue("postgres_url"))) as connection:
         _end_sessions(connection, schema)
         tables = connection.exec_driver_sql(
             "SELECT tablename FROM pg_tables "
@@ -244,16 +244,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         ).scalars()
         names = ", ".join(f"{schema}.{name}" for name in tables)
         connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-    return str(url)
-
-
-def postgres_url_of(url: str) -> str:
-    """``url`` without the per-test schema options (for administrative connections)."""
-    return (
-        make_url(url)
-        .difference_update_query(["options", "application_name"])
-        .render_as_string(hide_password=False)
-    )
+    return url
 
 
 @pytest.fixture

@@ -8,17 +8,27 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from callvault.db import BUSY_TIMEOUT_MS, SQLITE_FILENAME, Call, Database
+from callvault.db import (
+    BUSY_TIMEOUT_MS,
+    SQLITE_FILENAME,
+    Call,
+    CallKey,
+    Database,
+    find_or_create_call,
+)
 from tests.db.builders import T0
 
 REPO = Path(__file__).resolve().parents[2]
+CORRELATION = "x-broadworks-correlation-info"
 
 
 def _count_calls(session: Session) -> int:
@@ -68,8 +78,10 @@ def test_unsupported_urls(url: str, message: str) -> None:
         Database(url)
 
 
+@pytest.mark.postgres
 def test_password_is_hidden_in_repr(postgres_url: str) -> None:
-    with Database(postgres_url.replace("postgres@", "postgres:s3cret@")) as db:
+    url = make_url(postgres_url).set(password="s3cret")
+    with Database(url.render_as_string(hide_password=False)) as db:
         assert "s3cret" not in repr(db)
         assert "s3cret" in db.url
         assert db.backend == "postgresql"
@@ -163,7 +175,7 @@ def test_reader_sees_committed_state_while_writer_is_mid_transaction(sqlite_dir:
 
 def test_concurrent_writers_and_reader_never_lock(sqlite_dir: Path) -> None:
     """Two writer threads (separate Database objects) and a reader on the same file."""
-    per_writer = 100
+    per_writer = 50
     writers = [Database.for_data_dir(sqlite_dir) for _ in range(2)]
     reader = Database.for_data_dir(sqlite_dir)
     errors: list[BaseException] = []
@@ -181,6 +193,7 @@ def test_concurrent_writers_and_reader_never_lock(sqlite_dir: Path) -> None:
     seen = [reader.read(_count_calls)]
     while any(thread.is_alive() for thread in threads):
         seen.append(reader.read(_count_calls))
+        time.sleep(0.001)  # let the writer threads have the GIL now and then
     for thread in threads:
         thread.join()
     seen.append(reader.read(_count_calls))
@@ -196,11 +209,14 @@ WRITER_SCRIPT = """
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from callvault.db import Call, Database
+from callvault.db import Database, find_or_create_call
 
 db = Database.for_data_dir(Path(sys.argv[1]))
-for _ in range(int(sys.argv[2])):
-    db.write(lambda s: s.add(Call(started_at=datetime.now(UTC))))
+print("ready", flush=True)
+sys.stdin.readline()
+for n in range(int(sys.argv[2])):
+    keys = [("x-broadworks-correlation-info", "shared"), ("sip-call-id", f"child-{n}")]
+    db.write(lambda s: find_or_create_call(s, keys, datetime.now(UTC)))
 print("done", flush=True)
 """
 
@@ -209,6 +225,7 @@ def _python(script: str, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script), *args],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -216,25 +233,34 @@ def _python(script: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _count_keys(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(CallKey)) or 0
+
+
 def test_writer_in_another_process(sqlite_dir: Path) -> None:
-    """`callvault serve` writes while a CLI process reads and writes the same file."""
-    child = _python(WRITER_SCRIPT, str(sqlite_dir), "150")
+    """`callvault serve` writes while a CLI process reads and writes the same file.
+
+    Both write read-then-write transactions (find_or_create_call): with a deferred
+    BEGIN, one of them would fail with "database is locked" when the other commits
+    between its SELECT and its INSERT; BEGIN IMMEDIATE makes it wait instead.
+    """
+    child = _python(WRITER_SCRIPT, str(sqlite_dir), "60")
+    assert child.stdin is not None and child.stdout is not None
+    assert child.stdout.readline() == "ready\n"
+    child.stdin.write("go\n")
+    child.stdin.flush()
     with Database.for_data_dir(sqlite_dir) as db:
-        seen = [db.read(_count_calls)]
-        written_here = 0
-        while child.poll() is None:
-            seen.append(db.read(_count_calls))
-            if written_here < 50:
-                db.write(_add_call)
-                written_here += 1
+        seen = [db.read(_count_keys)]
+        for n in range(30):
+            keys = [(CORRELATION, "shared"), ("sip-call-id", f"parent-{n}")]
+            db.write(lambda s, keys=keys: find_or_create_call(s, keys, T0))
+            seen.append(db.read(_count_keys))
         stdout, stderr = child.communicate()
         assert (child.returncode, stdout, stderr) == (0, "done\n", "")
-        while written_here < 50:
-            db.write(_add_call)
-            written_here += 1
-        seen.append(db.read(_count_calls))
-    assert seen == sorted(seen)
-    assert seen[-1] == 200
+        seen.append(db.read(_count_keys))
+        calls = db.read(_count_calls)
+    assert seen == sorted(seen), "a reader went back in time"
+    assert (calls, seen[-1]) == (1, 1 + 60 + 30)
 
 
 KILLED_WRITER_SCRIPT = """
@@ -266,3 +292,32 @@ def test_migrate_is_idempotent(database: Database) -> None:
     database.write(_add_call)
     database.migrate()
     assert database.read(_count_calls) == 1
+
+
+def test_forked_child_gets_its_own_writer(sqlite_dir: Path) -> None:
+    """Fork while a thread is mid-write (Celery prefork does not wait for us)."""
+    db = Database.for_data_dir(sqlite_dir)
+    db.write(_add_call)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(_session: Session) -> None:
+        holding.set()
+        release.wait()
+
+    writer = threading.Thread(target=db.write, args=(hold,))
+    writer.start()
+    holding.wait()
+    pid = os.fork()
+    if pid == 0:  # child: the inherited lock is held by a thread that does not exist here
+        status = 1
+        try:
+            db.write(_add_call)
+            status = 0
+        finally:
+            os._exit(status)
+    release.set()
+    writer.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert db.read(_count_calls) == 2
+    db.dispose()

@@ -94,27 +94,34 @@ import sys
 from callvault.db import Database
 
 db = Database(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
 db.migrate()
 db.dispose()
 print("migrated", flush=True)
 """
 
 
-def test_concurrent_migrate_from_several_processes(empty_db_url: str) -> None:
+def test_concurrent_migrate_from_two_processes(empty_db_url: str) -> None:
     """Recorders, workers and web start together; each runs migrate() at startup."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", MIGRATE_SCRIPT, empty_db_url],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(2)
-    ]
-    results = [(*child.communicate(), child.returncode) for child in children]
-    assert results == [("migrated\n", "", 0)] * 2
+    child = subprocess.Popen(
+        [sys.executable, "-c", MIGRATE_SCRIPT, empty_db_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    with Database(empty_db_url) as db:
+        # Both sides have paid their start-up cost: now they really migrate at once.
+        assert child.stdout.readline() == "ready\n"
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        db.migrate()
+    stdout, stderr = child.communicate()
+    assert (stdout, stderr, child.returncode) == ("migrated\n", "", 0)
     assert _schema_diffs(empty_db_url) == []
 
 

@@ -539,6 +539,7 @@ def test_bad_responses_are_dropped() -> None:
         ("SIP/2.0 180", "SIP/2.0 700"),
         ("SIP/2.0 180", "SIP/2.0 18"),
         ("SIP/2.0 180", "SIP/3.0 180"),
+        ("SIP/2.0 180", " SIP/2.0 180"),
         ("CSeq: 314159 INVITE", "CSeq: 9292394834772304023312 INVITE"),
         ("Content-Length: 4", "Content-Length: -1"),
         ("Via: SIP/2.0/UDP pc33.example.com;branch=z9hG4bK776asdhds\r\n", ""),

@@ -30,7 +30,9 @@ PostgreSQL needs none of this: ``write`` is a plain transaction (READ COMMITTED)
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -63,11 +65,28 @@ _writing = threading.local()
 # Alembic keeps the running migration in module globals (alembic.context, alembic.op):
 # two migrations at once in one process would trample each other, whatever backend.
 _migrate_lock = threading.Lock()
+_open_databases: weakref.WeakSet[Database] = weakref.WeakSet()
 
 
 def _sqlite_write_lock(key: str) -> threading.Lock:
     with _sqlite_write_locks_guard:
         return _sqlite_write_locks.setdefault(key, threading.Lock())
+
+
+def _after_fork_in_child() -> None:
+    # A forked child (Celery prefork, multiprocessing "fork") inherits locks another
+    # thread may have held, and pooled connections the parent still uses: start over
+    # with fresh locks and let the pools open new connections (SQLAlchemy's advice).
+    global _sqlite_write_locks, _sqlite_write_locks_guard, _writing, _migrate_lock
+    _sqlite_write_locks = {}
+    _sqlite_write_locks_guard = threading.Lock()
+    _writing = threading.local()
+    _migrate_lock = threading.Lock()
+    for database in list(_open_databases):
+        database._forget_inherited_connections()
+
+
+pass  # os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -123,10 +142,10 @@ class Database:
     not expire them on commit) but are detached: load what you need inside ``fn``.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str | URL) -> None:
         self._url: URL = make_url(url)
         backend = self._url.get_backend_name()
-        self._write_lock: threading.Lock | None
+        self._serialise_writes = backend == "sqlite"
         if backend == "sqlite":
             database = self._url.database
             if not database or database == ":memory:" or database.startswith("file:"):
@@ -141,13 +160,11 @@ class Database:
             self._read_engine = create_engine(self._url)
             _install_sqlite_pragmas(self._write_engine, writer=True)
             _install_sqlite_pragmas(self._read_engine, writer=False)
-            self._write_lock = _sqlite_write_lock(str(path))
             self._key = f"sqlite:{path}"
         elif backend == "postgresql":
             engine = create_engine(self._url, pool_pre_ping=True)
             self._write_engine = engine
             self._read_engine = engine.execution_options(postgresql_readonly=True)
-            self._write_lock = None
             self._key = self._url.render_as_string(hide_password=True)
         else:
             raise ValueError(
@@ -155,11 +172,12 @@ class Database:
                 "use sqlite:///path or postgresql+psycopg://user@host/db"
             )
         self._backend = backend
+        _open_databases.add(self)
 
     @classmethod
     def for_data_dir(cls, path: Path) -> Database:
         """The embedded database: ``callvault.db`` in the (existing) data directory."""
-        return cls(URL.create("sqlite", database=str(path / SQLITE_FILENAME)).render_as_string())
+        return cls(URL.create("sqlite", database=str(path / SQLITE_FILENAME)))
 
     @property
     def url(self) -> str:
@@ -184,7 +202,8 @@ class Database:
                 "Database.write() called inside a write transaction on the same "
                 "database; pass the session down instead"
             )
-        with self._write_lock if self._write_lock is not None else nullcontext():
+        lock = _sqlite_write_lock(self._key) if self._serialise_writes else nullcontext()
+        with lock:
             held.add(self._key)
             try:
                 yield
@@ -220,6 +239,10 @@ class Database:
         """Close every pooled connection (call before forking and at shutdown)."""
         self._write_engine.dispose()
         self._read_engine.dispose()
+
+    def _forget_inherited_connections(self) -> None:
+        self._write_engine.dispose(close=False)
+        self._read_engine.dispose(close=False)
 
     def __enter__(self) -> Self:
         return self

@@ -4,9 +4,10 @@ open them as they are.
 ``PcapWriter`` appends each datagram as received, behind a synthesised IPv4 or IPv6 and
 UDP header carrying the real addresses and ports (link type LINKTYPE_RAW, microsecond
 timestamps: the variant every tool reads). Headers are pre-packed per address pair and,
-for IPv4, per payload length, so a packet costs two small packs and one ``write``.
-The writer never flushes by itself: the owner calls ``flush()`` on a timer, which bounds
-what a crash can lose. It does not own or close the file.
+for IPv4, per payload length, so an IPv4 packet costs one small pack and one ``write``
+(IPv6 adds its mandatory UDP checksum). The writer never flushes by itself: the owner
+calls ``flush()`` on a timer, which bounds what a crash can lose. It does not own or
+close the file.
 
 ``read_pcap`` yields the UDP datagrams of a capture (ours, or raw-IP / Ethernet captures
 from elsewhere), tolerating a final record cut short by a crash.

@@ -34,13 +34,15 @@ KEEPALIVE_PONG = b"\r\n"
 class StreamFramer:
     """Reassembles SIP messages from one stream connection's bytes."""
 
-    __slots__ = ("_buffer", "_failed", "_max", "_scan_from")
+    __slots__ = ("_buffer", "_failed", "_max", "_pending", "_scan_from")
 
     def __init__(self, max_message_size: int) -> None:
         self._buffer = bytearray()
         self._max = max_message_size
         # Where to resume looking for the blank line: bytes before it were searched.
         self._scan_from = 0
+        # Length of the message whose head has been read and whose body is awaited.
+        self._pending: int | None = None
         self._failed = False
 
     @property
@@ -69,6 +71,8 @@ class StreamFramer:
 
     def _next(self) -> bytes | SipSyntaxError | None:
         buf = self._buffer
+        if self._pending is not None:
+            return self._take(self._pending)
         while buf and buf[0] in b"\r\n":
             if buf.startswith(KEEPALIVE_PING):
                 del buf[:4]
@@ -87,7 +91,6 @@ class StreamFramer:
             # A blank line is at most 4 bytes: the next search need not look further back.
             self._scan_from = max(0, len(buf) - 3)
             return None
-        self._scan_from = match.start()
         head = bytes(buf[: match.start()])
         try:
             length = head_content_length(head)
@@ -98,10 +101,15 @@ class StreamFramer:
         total = match.end() + length
         if total > self._max:
             return self._error(head, "Message Too Large", 513)
-        if len(buf) < total:
+        return self._take(total)
+
+    def _take(self, total: int) -> bytes | None:
+        if len(self._buffer) < total:
+            self._pending = total
             return None
-        message = bytes(buf[:total])
-        del buf[:total]
+        message = bytes(self._buffer[:total])
+        del self._buffer[:total]
+        self._pending = None
         self._scan_from = 0
         return message
 

@@ -57,7 +57,8 @@ def parse(data: bytes, *, max_headers: int = 200) -> Request | Response:
     headers = Headers(fields)
     length_values = headers.get_raw_all("Content-Length")
     headers.remove("Content-Length")
-    if lines[0][:4].upper() == "SIP/":
+    # Leading whitespace cannot make a response look like a request we would answer.
+    if lines[0].lstrip(WHITESPACE)[:4].upper() == "SIP/":
         try:
             return _response(lines[0], headers, problem, length_values, rest)
         except SipSyntaxError as err:
