@@ -231,6 +231,7 @@ async def run_senders(
                     process.kill()
     hold = (time.monotonic_ns() - start_ns) / 1e9
     result.max_backlog_kib = max_backlog / 1024
+    user = system = 0.0
     for stdout, stderr in await outputs:
         values = parse_sender(stdout.decode())
         if "sent" not in values:
@@ -241,7 +242,12 @@ async def run_senders(
         result.eagain += int(values["eagain"])
         result.sender_late_ticks += int(values["late_ticks"])
         result.sender_max_late_ms = max(result.sender_max_late_ms, values["max_late_us"] / 1000)
-        result.sender_cpu_pct += 100 * (values["user_s"] + values["sys_s"]) / args.hold
+        result.sender_cpu_pct += 100 * (values["user_s"] + values["sys_s"]) / hold
+        user, system = user + values["user_s"], system + values["sys_s"]
+    result.notes.append(
+        f"sender CPU {user:.1f} s user + {system:.1f} s system over a {hold:.1f} s hold; "
+        f"{result.sender_late_ticks} sub-ticks started more than 20 ms late"
+    )
     return hold, (await profiler if profiler is not None else None)
 
 

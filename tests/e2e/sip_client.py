@@ -65,7 +65,7 @@ class Reply:
 def parse_reply(data: bytes) -> Reply:
     head, _, rest = data.partition(b"\r\n\r\n")
     lines = head.decode(errors="replace").split("\r\n")
-    _, status, reason = (lines[0].split(" ", 2) + [""])[:3]
+    _, status, reason = [*lines[0].split(" ", 2), ""][:3]
     headers = []
     for line in lines[1:]:
         name, _, value = line.partition(":")

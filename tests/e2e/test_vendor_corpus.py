@@ -13,7 +13,6 @@ import itertools
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,25 +91,28 @@ def _sdp_part(lines: list[str], body: bytes) -> bytes | None:
     if content_type.startswith("application/sdp"):
         return body
     if content_type.startswith("multipart/"):
-        match = re.search(rb"Content-Type:\s*application/sdp\s*\r?\n\r?\n(.*?)\r?\n--", body, re.S | re.I)
+        match = re.search(
+            rb"Content-Type:\s*application/sdp\s*\r?\n\r?\n(.*?)\r?\n--", body, re.S | re.I
+        )
         if match:
             return match.group(1) + b"\r\n"
     return None
 
 
 def _expected(name: str) -> dict[str, Any]:
-    expected: dict[str, Any] = json.loads((SIPREC_CORPUS / name.replace(".sip", ".json")).read_text())[
-        "expected"
-    ]
+    expected: dict[str, Any] = json.loads(
+        (SIPREC_CORPUS / name.replace(".sip", ".json")).read_text()
+    )["expected"]
     return expected
 
 
 def _ack_and_bye(client: SipClient, lines: list[str], reply: Reply, cseq: int) -> None:
     to = f"{_header(lines, 'To').split(';tag=')[0]};tag={reply.to_tag}"
     for method, number in (("ACK", cseq), ("BYE", cseq + 1)):
+        branch = f"z9hG4bK{method}{next(_counter)}"
         request = [
             f"{method} sip:srs@127.0.0.1 SIP/2.0",
-            f"Via: SIP/2.0/{client.transport.upper()} 127.0.0.1:5999;branch=z9hG4bK{method}{next(_counter)}",
+            f"Via: SIP/2.0/{client.transport.upper()} 127.0.0.1:5999;branch={branch}",
             f"From: {_header(lines, 'From')}",
             f"To: {to}",
             f"Call-ID: {_header(lines, 'Call-ID')}",
@@ -167,9 +169,11 @@ def test_vendor_message_is_answered(
         cseq = int(_header(lines, "CSeq").split()[0])
         if in_dialog:
             sdp = _sdp_part(lines, body)
-            labels = [s["label"] for s in expected["metadata"]["declared_streams"]] if (
-                expected["metadata"]
-            ) else ["1"]
+            labels = (
+                [s["label"] for s in expected["metadata"]["declared_streams"]]
+                if (expected["metadata"])
+                else ["1"]
+            )
             opening = _activate(sdp) if sdp is not None else _generic_sdp(labels)
             first = [
                 re.sub(r"branch=([^;,\s]+)", r"branch=\1open", line, count=1)

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from callvault.sdp.answer import choose_streams
+from callvault.sdp.session import SessionDescription
 from callvault.sip.errors import SipSyntaxError
 from callvault.sip.message import Request, Response
 from callvault.sip.parser import parse
@@ -96,6 +98,11 @@ def _assert_core_reply_is_justified(request: Request, expectation: Expectation) 
     if expectation.reply == 481:
         assert request.method in ("INVITE", "BYE")
         assert request.to_tag, "481 needs a To tag naming a dialog we do not have"
+    elif expectation.reply == 488:
+        # Nothing in the offer is recordable (RFC 3261 21.4.26 Not Acceptable Here).
+        assert request.method == "INVITE" and request.to_tag is None
+        offer = SessionDescription.parse(request.body)
+        assert offer.media and choose_streams(offer) == [None] * len(offer.media)
     else:
         assert expectation.reply == 200
         assert request.to_tag is None

@@ -52,7 +52,7 @@ def stage_of(expectation: Expectation) -> Stage:
         return "parse"
     if expectation.reply is None:
         return "drop"
-    if expectation.reply in (200, 481):
+    if expectation.reply in (200, 481, 488):
         return "core"
     return "validation"
 
@@ -187,10 +187,12 @@ _RFC5118: dict[str, tuple[Expectation, Expectation | None]] = {
     "via-received-param-with-delim.dat": (Expectation(True, 481), None),
     # 4.5 valid: received without brackets; OPTIONS -> 200.
     "via-received-param-no-delim.dat": (Expectation(True, 200), None),
-    # 4.6 valid: new INVITE with IPv6 SDP -> 200. The archive says Content-Length 268
-    # for a 242-octet body: over UDP that is RFC 3261 18.3's 400.
+    # 4.6 valid: new INVITE with IPv6 SDP. It parses, but its only audio is G726-32,
+    # which the recorder does not take (and video it never records): nothing to
+    # record -> 488 (RFC 3261 21.4.26). The archive says Content-Length 268 for a
+    # 242-octet body: over UDP that is RFC 3261 18.3's 400.
     "ipv6-in-sdp.dat": (
-        Expectation(True, 200),
+        Expectation(True, 488, "Not Acceptable Here: no stream callvault can record"),
         Expectation(False, 400, "Content-Length larger than message body"),
     ),
     # 4.7 valid: mixed IPv4/IPv6 Vias; BYE with To tag, no dialog -> 481.
@@ -200,9 +202,12 @@ _RFC5118: dict[str, tuple[Expectation, Expectation | None]] = {
         Expectation(True, 200),
         Expectation(False, 400, "Content-Length larger than message body"),
     ),
-    # 4.9 valid: IPv4-mapped IPv6 in Via, Contact and SDP; new INVITE -> 200 (the archive
-    # Content-Length matches its LF body).
-    "ipv4-mapped-ipv6.dat": (Expectation(True, 200), None),
+    # 4.9 valid: IPv4-mapped IPv6 in Via, Contact and SDP; parses (the archive
+    # Content-Length matches its LF body). Like 4.6 its audio is G726-32 only -> 488.
+    "ipv4-mapped-ipv6.dat": (
+        Expectation(True, 488, "Not Acceptable Here: no stream callvault can record"),
+        None,
+    ),
     # 4.10 valid-but-unusual: the 3-colon form must be tolerated; OPTIONS -> 200.
     "ipv6-bug-abnf-3-colons.dat": (Expectation(True, 200), None),
     # 4.10 valid: the 2-colon form; OPTIONS -> 200.

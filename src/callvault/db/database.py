@@ -30,7 +30,6 @@ PostgreSQL needs none of this: ``write`` is a plain transaction (READ COMMITTED)
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator
