@@ -104,6 +104,14 @@ class SipClient:
         except TimeoutError:
             return None
 
+    def receive_datagram(self, timeout: float = 10.0) -> bytes | None:
+        """The next raw datagram (a request the server sent us, say), or None."""
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(65535)
+        except TimeoutError:
+            return None
+
     def _receive_stream(self, timeout: float) -> Reply | None:
         deadline = time.monotonic() + timeout
         while True:
