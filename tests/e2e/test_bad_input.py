@@ -191,3 +191,54 @@ def test_xml_bomb_gets_400_and_the_server_carries_on(server: ServerProcess) -> N
     assert reply.status == 400
     assert "DTD" in reply.reason or "entit" in reply.reason
     assert Dialog(server, "after-bomb").invite(_sdp()).status == 200
+
+
+def test_invite_without_sdp_gets_an_offer_and_the_ack_answers(server: ServerProcess) -> None:
+    """RFC 7866 6.1.1: an SRC may send metadata only; the SRS offers in its 200."""
+    metadata = (
+        '<?xml version="1.0" encoding="UTF-8"?>\r\n'
+        '<recording xmlns="urn:ietf:params:xml:ns:recording:1">'
+        "<datamode>complete</datamode>"
+        '<session session_id="b2ZmZXJsZXNz"></session>'
+        '<participant participant_id="cDE="><nameID aor="sip:alice@example.com"/></participant>'
+        '<stream stream_id="c3Q=" session_id="b2ZmZXJsZXNz"><label>main</label></stream>'
+        '<participantstreamassoc participant_id="cDE="><send>c3Q=</send>'
+        "</participantstreamassoc></recording>\r\n"
+    )
+    dialog = Dialog(server, "offerless-1")
+    dialog.request("INVITE", metadata, "application/rs-metadata+xml")
+    offer = dialog.client.final()
+    assert offer is not None and offer.status == 200
+    m_lines = offer.m_lines()
+    assert [m["label"] for m in m_lines] == ["main"]
+    assert m_lines[0]["direction"] == "recvonly"
+    assert "8" in str(m_lines[0]["formats"]).split()  # PCMA is among what we offer
+    dialog.to_tag = offer.to_tag
+    answer = _sdp(("main",))
+    dialog.request("ACK", answer)
+    dialog.cseq += 1
+    sender = RtpSender(("127.0.0.1", int(m_lines[0]["port"])), seconds=1.0)  # type: ignore[arg-type]
+    sender.start()
+    sender.join()
+    time.sleep(0.3)
+    bye = dialog.bye()
+    assert bye is not None and bye.status == 200
+
+    def recorded(calls: list[dict[str, Any]]) -> dict[str, Any] | None:
+        return next(
+            (
+                c
+                for c in calls
+                if any(s["sip_call_id"] == "offerless-1" for s in c["segments"])
+                and c["recordings"]
+                and c["recordings"][0]["state"] in ("ready", "failed")
+            ),
+            None,
+        )
+
+    call = server.wait_for(recorded, what="the offerless call's recording")
+    stream = call["streams"][0]
+    assert stream["codec"] == "PCMA"  # from the SRC's answer in the ACK
+    assert stream["packets"] == sender.sent
+    assert call["recordings"][0]["state"] == "ready"
+    assert call["participants"] == [{"aor": "sip:alice@example.com", "name": None}]

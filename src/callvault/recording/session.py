@@ -77,6 +77,7 @@ class RecordingSession:
     ended_at: float | None = None
     invite_transaction: str | None = None
     cancelled: bool = False
+    awaiting_answer: bool = False  # we offered in the 200 (offerless INVITE): the ACK answers
 
     def move_to(self, state: SessionState) -> None:
         if state not in _TRANSITIONS[self.state]:

@@ -188,6 +188,7 @@ class SessionSetup:
             sdp_session_id=secrets.randbelow(2**31),
             sdp_version=1,
             invite_transaction=transaction_id,
+            awaiting_answer=offer.sdp is None,
         )
         srs.track_pending(transaction_id, session)
         try:

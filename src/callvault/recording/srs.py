@@ -20,7 +20,7 @@ from callvault.recording.ports import Clock, JobQueue, MediaGateway
 from callvault.recording.session import EndReason, RecordingSession, SessionState
 from callvault.recording.setup import SessionSetup
 from callvault.recording.store import SessionStore
-from callvault.recording.update import apply_update
+from callvault.recording.update import apply_answer, apply_update
 from callvault.sip.dialog import DialogTable, SessionTimer
 from callvault.sip.events import Peer
 from callvault.sip.message import Request, Response, make_response
@@ -123,6 +123,9 @@ class SessionRecordingServer:
         session = self.sessions.get(dialog.id) if dialog else None
         if session is not None and session.state is SessionState.ACTIVE:
             session.move_to(SessionState.CONFIRMED)
+        if session is not None and session.awaiting_answer and request.body:
+            session.awaiting_answer = False
+            self._spawn(apply_answer(self, session, request))
 
     def on_cancel(self, invite_transaction_id: str) -> None:
         """The CANCEL was answered 200 by the transaction layer; stop the INVITE."""

@@ -103,6 +103,9 @@ class SessionStore:
     async def set_paused(self, stream_id: int, paused: bool, reason: str, wall: float) -> None:
         await self.run(set_paused, stream_id, paused, reason, wall)
 
+    async def set_codecs(self, changes: list[tuple[int, StreamChoice]]) -> None:
+        await self.run(set_codecs, changes)
+
     async def end_segment(self, session: RecordingSession) -> int | None:
         snapshots = _snapshots(session)
         assert session.end_reason is not None and session.ended_at is not None
@@ -288,6 +291,15 @@ def set_paused(db: Session, stream_id: int, paused: bool, reason: str, wall: flo
         db.add(PausedInterval(stream_id=stream_id, started_at=at(wall), reason=reason))
     elif not paused and open_interval is not None:
         open_interval.ended_at = at(wall)
+
+
+def set_codecs(db: Session, changes: Sequence[tuple[int, StreamChoice]]) -> None:
+    for stream_id, choice in changes:
+        row = db.get(Stream, stream_id)
+        if row is not None:
+            row.codec = choice.codec
+            row.payload_type = choice.payload_type
+            row.clock_rate = choice.clock_rate
 
 
 def _apply_snapshot(row: Stream, snap: StreamStatsSnapshot) -> None:

@@ -91,6 +91,31 @@ async def apply_update(
     return _ok(request, session, str(answer))
 
 
+async def apply_answer(
+    srs: SessionRecordingServer, session: RecordingSession, ack: Request
+) -> None:
+    """The SRC's SDP answer in the ACK to our offer: which codec each stream carries."""
+    try:
+        answer = SessionDescription.parse(ack.body)
+    except SdpError as exc:
+        log.warning("unusable SDP answer in ACK for %s: %s", session.dialog.call_id, exc)
+        return
+    changed: list[tuple[int, StreamChoice]] = []
+    for index, choice in enumerate(choose_streams(answer)):
+        stream = session.stream_at(index)
+        if stream is None:
+            continue
+        if choice is None:
+            await set_stream_paused(srs, stream, True, pause_reason(answer.media[index]))
+            continue
+        if choice.clock_rate != stream.choice.clock_rate:
+            stream.endpoint.stats.set_clock_rate(choice.clock_rate)
+        stream.choice = choice
+        changed.append((stream.stream_id, choice))
+    if changed:
+        await srs.store.set_codecs(changed)
+
+
 async def _renegotiate(
     srs: SessionRecordingServer,
     session: RecordingSession,
@@ -101,6 +126,7 @@ async def _renegotiate(
     answer_choices: list[StreamChoice | None] = []
     ports: list[int] = []
     new_streams: list[LiveStream] = []
+    recoded: list[tuple[int, StreamChoice]] = []
     for index, choice in enumerate(choices):
         stream = session.stream_at(index)
         media = sdp.media[index]
@@ -123,10 +149,17 @@ async def _renegotiate(
             if choice.srtp is not None and choice.srtp != stream.choice.srtp:
                 # The SRC re-keyed (RFC 4568 7.1.4): decrypt with its new key from now on.
                 stream.endpoint.srtp = SrtpReceiver(choice.srtp.suite, choice.srtp.key_salt)
+            if (choice.codec, choice.payload_type) != (
+                stream.choice.codec,
+                stream.choice.payload_type,
+            ):
+                recoded.append((stream.stream_id, choice))
             stream.choice = choice
             await set_stream_paused(srs, stream, choice.paused, pause_reason(media))
         answer_choices.append(choice)
         ports.append(stream.endpoint.rtp_port)
+    if recoded:
+        await srs.store.set_codecs(recoded)
     if new_streams:
         ids = await srs.store.add_streams(
             session.segment_id,
