@@ -11,7 +11,7 @@ hold only; kernel drops come from the server's own sockets and from the machine'
 counters. Every wait is bounded and the server and senders are killed on any exit.
 
     .venv/bin/python bench/load.py --calls 100,500,1000,2000 --hold 60 [--keep-data]
-        [--senders 1] [--rate 200] [--rtp-ports 10000-19999] [--profile 20]
+        [--senders 1] [--rate 200] [--rtp-ports 10000-19999] [--profile 20] [--perf 10]
 
 The table is printed and written to bench/out/load-<timestamp>.md.
 """
@@ -39,11 +39,11 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import probes  # noqa: E402
+import profilers  # noqa: E402
 import report  # noqa: E402
 import siprec_client  # noqa: E402
 
 CALLVAULT = Path(sys.executable).parent / "callvault"
-PY_SPY = Path(sys.executable).parent / "py-spy"
 SOURCE = BENCH / "sender.c"
 BINARY = BENCH / "bin" / "rtp-sender"
 OUT = BENCH / "out"
@@ -209,11 +209,21 @@ async def run_senders(
         )
         for i in range(args.senders)
     ]
-    profiler = None
+    profiler = perf = None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     if args.profile:
         delay = lead_ns / 1e9 + max(0.0, (args.hold - args.profile) / 2)
         seconds = min(args.profile, max(1, int(args.hold)))
-        profiler = asyncio.create_task(profile(server, f"hold-{result.calls}", delay, seconds))
+        out = OUT / f"pyspy-hold-{result.calls}-{stamp}.txt"
+        profiler = asyncio.create_task(profilers.pyspy(server.pid, out, delay, seconds))
+    if args.perf:
+        # After the py-spy window if both are asked for: two samplers at once skew both.
+        delay = lead_ns / 1e9 + max(0.0, (args.hold - args.perf) / 2)
+        if args.profile:
+            delay = min(delay + args.profile, lead_ns / 1e9 + max(0.0, args.hold - args.perf))
+        seconds = min(args.perf, max(1, int(args.hold)))
+        out = OUT / f"perf-hold-{result.calls}-{stamp}.data"
+        perf = asyncio.create_task(profilers.perf_record(server.pid, out, delay, seconds))
     outputs = asyncio.ensure_future(asyncio.gather(*(p.communicate() for p in processes)))
     deadline = time.monotonic() + args.hold + 60
     max_backlog = 0
@@ -248,35 +258,13 @@ async def run_senders(
         f"sender CPU {user:.1f} s user + {system:.1f} s system over a {hold:.1f} s hold; "
         f"{result.sender_late_ticks} sub-ticks started more than 20 ms late"
     )
+    if perf is not None and (data := await perf) is not None:
+        result.profile_md += ["", f"### perf: server process at {result.calls} calls", ""]
+        result.profile_md += [f"Data: `{data.name}` (bench/out/). Self time, kernel included."]
+        result.profile_md += ["", "| % | object | symbol |", "| --- | --- | --- |"]
+        for percent, dso, symbol in await profilers.perf_top(data):
+            result.profile_md.append(f"| {percent:.1f} | {dso} | `{symbol}` |")
     return hold, (await profiler if profiler is not None else None)
-
-
-async def profile(server: Server, label: str, delay: float, seconds: int) -> Path | None:
-    """py-spy the server for ``seconds`` after ``delay``; the raw profile's path.
-
-    Sampling is non-blocking (the server is not paused) at 100 Hz, busy samples only,
-    per thread: a few percent of one core, in a window chosen inside the phase measured.
-    """
-    await asyncio.sleep(delay)
-    path = OUT / f"profile-{label}-{time.strftime('%Y%m%d-%H%M%S')}.txt"
-    process = await asyncio.create_subprocess_exec(
-        str(PY_SPY),
-        *("record", "--pid", str(server.pid), "--duration", str(seconds)),
-        *("--rate", "100", "--format", "raw", "--threads", "--nonblocking"),
-        *("--output", str(path)),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        _, stderr = await asyncio.wait_for(process.communicate(), seconds + 30)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        return None
-    if process.returncode != 0 or not path.exists():
-        print(f"py-spy failed: {stderr.decode(errors='replace')[-300:]}", file=sys.stderr)
-        return None
-    return path
 
 
 async def wait_drained(args: argparse.Namespace, result: report.StepResult) -> None:
@@ -306,7 +294,8 @@ async def run_step(calls: int, args: argparse.Namespace) -> report.StepResult:
         setup_profile = None
         if args.profile:
             seconds = max(1, min(60, int(calls / args.rate)))
-            setup_profile = asyncio.create_task(profile(server, f"setup-{calls}", 0.5, seconds))
+            out = OUT / f"pyspy-setup-{calls}-{time.strftime('%Y%m%d-%H%M%S')}.txt"
+            setup_profile = asyncio.create_task(profilers.pyspy(server.pid, out, 0.5, seconds))
         threads0, cpu_setup0 = (
             probes.thread_cpu_seconds(server.pid),
             probes.tree_cpu_seconds(server.pid),
@@ -341,6 +330,9 @@ async def run_step(calls: int, args: argparse.Namespace) -> report.StepResult:
         cpu0, machine0 = probes.tree_cpu_seconds(server.pid), probes.machine_cpu()
         udp0, queues0 = probes.udp_counters(), probes.socket_queues(*args.rtp)
         threads0 = probes.thread_cpu_seconds(server.pid)
+        syscalls = profilers.SyscallCounter(server.pid, OUT / f"syscalls-{calls}.csv")
+        if args.perf:
+            await syscalls.start()
         hold, hold_profile = await run_senders(args, ports_file, server, result)
         cpu1, machine1 = probes.tree_cpu_seconds(server.pid), probes.machine_cpu()
         udp1 = probes.udp_counters()
@@ -361,6 +353,13 @@ async def run_step(calls: int, args: argparse.Namespace) -> report.StepResult:
             f"{sum(thread_cpu.values()) - main_cpu:.1f} s"
         )
         result.socket_drops = probes.socket_queues(*args.rtp).drops - queues0.drops
+        if counts := await syscalls.stop():
+            per_packet = ", ".join(
+                f"{name} {count / max(1, result.sent):.2f}"
+                for name, count in counts.items()
+                if count
+            )
+            result.notes.append(f"server syscalls per packet sent (hold and drain): {per_packet}")
 
         await siprec_client.paced(up, "bye", client, args.rate)
         result.byes_ok = sum(c.bye_status == 200 for c in up)
@@ -411,6 +410,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--slots", type=int, default=20, help="sub-ticks per 20 ms period")
     parser.add_argument("--rtp-ports", default="10000-19999", help="server RTP range")
     parser.add_argument("--profile", type=int, default=0, help="py-spy seconds per step")
+    parser.add_argument("--perf", type=int, default=0, help="perf record seconds per step")
     parser.add_argument("--stop-grace", type=float, default=5.0, help="seconds after SIGTERM")
     parser.add_argument("--keep-data", action="store_true", help="keep each step's data dir")
     parser.add_argument("--json", action="store_true", help="also write the results as JSON")

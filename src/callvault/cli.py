@@ -34,7 +34,7 @@ def _settings(data: str | None, config: str | None, **overrides: str | None) -> 
 def _open_database(settings: Settings) -> Any:
     from callvault.db import Database
 
-    if settings.database_url is None and not (settings.data_dir / "callvault.db").exists():
+    if settings.database_url is None and not (settings.data_dir / SQLITE_FILENAME).exists():
         raise click.ClickException(
             f"no callvault database in {settings.data_dir} (start `callvault serve` first, "
             "or pass --data)"

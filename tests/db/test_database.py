@@ -317,7 +317,12 @@ def test_forked_child_gets_its_own_writer(sqlite_dir: Path) -> None:
             os._exit(status)
     release.set()
     writer.join()
-    _, status = os.waitpid(pid, 0)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except BaseException:  # e.g. pytest-timeout on a child stuck on an inherited lock
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
     assert os.waitstatus_to_exitcode(status) == 0
     assert db.read(_count_calls) == 2
     db.dispose()

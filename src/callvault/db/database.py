@@ -30,6 +30,7 @@ PostgreSQL needs none of this: ``write`` is a plain transaction (READ COMMITTED)
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -85,7 +86,7 @@ def _after_fork_in_child() -> None:
         database._forget_inherited_connections()
 
 
-pass  # os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
