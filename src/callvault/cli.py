@@ -32,7 +32,7 @@ def _settings(data: str | None, config: str | None, **overrides: str | None) -> 
 
 
 def _open_database(settings: Settings) -> Any:
-    from callvault.db import Database
+    from callvault.db import SQLITE_FILENAME, Database  # imported late: keeps --help fast
 
     if settings.database_url is None and not (settings.data_dir / SQLITE_FILENAME).exists():
         raise click.ClickException(
