@@ -85,7 +85,12 @@ class SipEndpoint:
         )
         if error.status is None or self.transports is None:
             return
-        reply = error_reply(data, error.status, error.reason) if data else None
+        reply: bytes | None = None
+        if error.partial is not None and error.partial.headers.get("Via"):
+            # What the parser could read of the request: enough to address a reply.
+            reply = bytes(make_response(error.partial, error.status, error.reason))
+        elif data:
+            reply = error_reply(data, error.status, error.reason)
         if reply is not None:
             self.transports.send_raw(reply, peer)
 

@@ -23,7 +23,7 @@ from callvault.sip.message import Request, Response
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[bytes, Peer], None]
-FramingErrorHandler = Callable[[SipSyntaxError, Peer], None]
+FramingErrorHandler = Callable[[SipSyntaxError, Peer, bytes], None]
 
 _TCP_IDLE_TIMEOUT = 300.0
 
@@ -36,7 +36,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._owner.datagrams_received += 1
         if len(data) > self._owner.max_message_size:
             self._owner.on_framing_error(
-                SipSyntaxError("Message Too Large", 513), Peer("udp", addr[0], addr[1])
+                SipSyntaxError("Message Too Large", 513), Peer("udp", addr[0], addr[1]), data
             )
             return
         if data.strip(b"\r\n") == b"":
@@ -69,7 +69,7 @@ class _TcpConnection(asyncio.Protocol):
         self._touch()
         for item in self._framer.feed(data):
             if isinstance(item, SipSyntaxError):
-                self._owner.on_framing_error(item, self.peer)
+                self._owner.on_framing_error(item, self.peer, b"")
                 if item.fatal_for_stream:
                     self.transport.close()
                     return
