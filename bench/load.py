@@ -11,7 +11,8 @@ hold only; kernel drops come from the server's own sockets and from the machine'
 counters. Every wait is bounded and the server and senders are killed on any exit.
 
     .venv/bin/python bench/load.py --calls 100,500,1000,2000 --hold 60 [--keep-data]
-        [--senders 1] [--rate 200] [--rtp-ports 10000-19999] [--profile 20] [--perf 10]
+        [--senders 1] [--rate 200] [--window 50] [--rtp-ports 10000-19999]
+        [--profile 20] [--perf 10] [--json]
 
 The table is printed and written to bench/out/load-<timestamp>.md.
 """
@@ -301,7 +302,7 @@ async def run_step(calls: int, args: argparse.Namespace) -> report.StepResult:
             probes.tree_cpu_seconds(server.pid),
         )
         began = time.monotonic()
-        await siprec_client.paced(bench_calls, "invite", client, args.rate)
+        await siprec_client.paced(bench_calls, "invite", client, args.rate, args.window)
         result.setup_s = time.monotonic() - began
         result.setup_cpu_s = probes.cpu_delta(cpu_setup0, probes.tree_cpu_seconds(server.pid))
         if setup_profile is not None and (path := await setup_profile) is not None:
@@ -361,7 +362,7 @@ async def run_step(calls: int, args: argparse.Namespace) -> report.StepResult:
             )
             result.notes.append(f"server syscalls per packet sent (hold and drain): {per_packet}")
 
-        await siprec_client.paced(up, "bye", client, args.rate)
+        await siprec_client.paced(up, "bye", client, args.rate, args.window)
         result.byes_ok = sum(c.bye_status == 200 for c in up)
         expected = round(args.hold * PACKETS_PER_SECOND)
         deadline = time.monotonic() + 120 + calls / 20
@@ -384,8 +385,10 @@ async def run_step(calls: int, args: argparse.Namespace) -> report.StepResult:
             )
         if result.short_streams:
             result.notes.append(f"{result.short_streams} streams got fewer than {expected}")
-        if client.stray:
-            result.notes.append(f"{client.stray} unexpected SIP datagrams")
+        if client.stray or client.requests:
+            result.notes.append(
+                f"unexpected SIP: {client.stray} responses, requests {client.requests}"
+            )
         if client.transport is not None:
             client.transport.close()
         return result
@@ -406,6 +409,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calls", default="100,500,1000,2000", help="comma-separated steps")
     parser.add_argument("--hold", type=float, default=60.0, help="seconds of media per step")
     parser.add_argument("--rate", type=float, default=200.0, help="call set-ups (and BYEs)/s")
+    parser.add_argument("--window", type=int, default=50, help="most set-ups outstanding")
     parser.add_argument("--senders", type=int, default=1, help="C sender processes")
     parser.add_argument("--slots", type=int, default=20, help="sub-ticks per 20 ms period")
     parser.add_argument("--rtp-ports", default="10000-19999", help="server RTP range")

@@ -5,7 +5,7 @@ enough SIP state for that: the INVITE client transaction's retransmissions (RFC 
 17.1.1: T1 doubling, stopped by a provisional response, given up after 64*T1), the ACK
 for every 2xx (retransmitted 200s get their ACK again), and BYE with retransmissions.
 The answer's m-line ports are what the RTP sender needs. Everything is bounded:
-set-up is paced, every transaction gives up after ``TIMEOUT`` seconds.
+set-up is paced and windowed, every transaction gives up after ``TIMEOUT`` seconds.
 
 Not a general SIP stack (no TCP, no authentication, no route sets, no re-INVITE): the
 peer is callvault on loopback. The media itself is sent by ``bench/sender.c``.
@@ -100,6 +100,7 @@ class SiprecClient(asyncio.DatagramProtocol):
         self.local: tuple[str, int] = ("127.0.0.1", 0)
         self.calls: dict[str, BenchCall] = {}
         self.stray = 0
+        self.requests: dict[str, int] = {}
         self.run_id = uuid.uuid4().hex[:8]
 
     # -- asyncio ----------------------------------------------------------------------
@@ -114,7 +115,10 @@ class SiprecClient(asyncio.DatagramProtocol):
         call_id = _CALL_ID.search(data)
         cseq = _CSEQ.search(data)
         if status is None or call_id is None or cseq is None:
-            self.stray += 1  # a request from the server (none expected) or garbage
+            # A request from the server (a BYE for a call whose 200 was never ACKed,
+            # say): counted, not answered; or garbage.
+            method = data.split(b" ", 1)[0][:16].decode(errors="replace")
+            self.requests[method] = self.requests.get(method, 0) + 1
             return
         call = self.calls.get(call_id.group(1).decode())
         if call is None:
@@ -287,14 +291,27 @@ async def paced(
     action: str,
     client: SiprecClient,
     rate: float,
+    window: int,
 ) -> list[BenchCall]:
-    """Start ``action`` ("invite" or "bye") for every call, ``rate`` per second."""
+    """Run ``action`` ("invite" or "bye") for every call: at most ``rate`` starts per
+    second and at most ``window`` transactions outstanding (as SIPp's ``-r`` and ``-l``),
+    so a server slower than ``rate`` sets calls up at its own pace instead of timing out.
+    """
     start = time.monotonic()
-    tasks: list[asyncio.Task[BenchCall]] = []
+    slots = asyncio.Semaphore(window)
     run = client.invite if action == "invite" else client.bye
+
+    async def one(call: BenchCall) -> BenchCall:
+        try:
+            return await run(call)
+        finally:
+            slots.release()
+
+    tasks: list[asyncio.Task[BenchCall]] = []
     for n, call in enumerate(calls):
         delay = start + n / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(run(call)))
+        await slots.acquire()
+        tasks.append(asyncio.create_task(one(call)))
     return list(await asyncio.gather(*tasks))
