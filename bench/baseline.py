@@ -147,7 +147,7 @@ def main() -> int:
         return 0
     low, _, high = args.rtp_ports.partition("-")
     args.rtp = (int(low), int(high))
-    args.profile = 0
+    args.profile = args.perf = 0
     if 2 * args.streams > args.rtp[1] - args.rtp[0] + 1:
         parser.error("--rtp-ports too small for --streams")
     load.build_sender()
