@@ -14,6 +14,7 @@ from callvault.db import (
     PausedInterval,
     Recording,
     Segment,
+    Setting,
     Stream,
     StreamParticipant,
 )
@@ -110,6 +111,10 @@ def add_full_call(session: Session) -> Call:
         first_packet_at=at(0.5),
         last_packet_at=at(60.25),
         silent_stretches=[[T0.timestamp() + 10.0, T0.timestamp() + 12.5]],
+        payload_types={
+            "0": {"codec": "PCMU", "clock_rate": 8000, "channels": 1, "fmtp": None},
+            "101": {"codec": "telephone-event", "clock_rate": 8000, "fmtp": "0-16"},
+        },
         updated_at=at(61),
     )
     StreamParticipant(stream=stream, participant=alice, role="send")
@@ -141,11 +146,21 @@ def add_full_call(session: Session) -> Call:
         state="failed",
         error="decoder exploded",
         channel_map=[{"channel": 0, "participants": ["sip:alice@example.com"], "labels": ["1"]}],
+        layout="stereo",
+        channel_rule="aor:sip:1*@example.com",
+        options={"bitrate_per_channel": 12000},
+        file_name="2024-05-01_12.00.00-1001-1.ogg",
+        participant_key="p-alice",
+        not_before=at(3600),
+        peaks=bytes(range(256)),
+        peaks_per_second=5.0,
+        analysis={"talk": [[0, 1.5, 3.25]], "dtmf": [{"at": 2.0, "digit": "5"}]},
         attempts=3,
         created_at=at(61),
         started_at=at(62),
         ready_at=at(63),
     )
     session.add(call)
+    session.add(Setting(name="recording.format", value="ogg", updated_by="admin", updated_at=at(1)))
     session.flush()
     return call

@@ -127,8 +127,8 @@ def test_concurrent_migrate_from_two_processes(empty_db_url: str) -> None:
 
 def test_one_linear_history() -> None:
     scripts = ScriptDirectory.from_config(alembic_config())
-    assert scripts.get_heads() == ["0001"]
-    assert [rev.revision for rev in scripts.walk_revisions()] == ["0001"]
+    assert scripts.get_heads() == ["0002"]
+    assert [rev.revision for rev in scripts.walk_revisions()] == ["0002", "0001"]
     assert Path(scripts.dir) == MIGRATIONS_DIR
 
 
@@ -146,3 +146,41 @@ def test_migrations_ship_in_the_wheel() -> None:
     assert "db/migrations/versions/0001_initial.py" in needed
     unshipped = [n for n in needed if not any(fnmatch.fnmatch(n, p) for p in patterns)]
     assert unshipped == []
+
+
+def test_0002_keeps_rows_written_before_it(empty_db_url: str) -> None:
+    """A database made by 0001 with a call in it upgrades; old rows get empty defaults."""
+    engine = create_engine(empty_db_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "0001")
+            connection.exec_driver_sql(
+                "INSERT INTO call (id, uid, started_at, state, created_at) VALUES "
+                "(1, 'c1', '2026-11-30 10:00:00', 'ended', '2026-11-30 10:00:00')"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO segment (id, call_id, sip_call_id, state, started_at) VALUES "
+                "(1, 1, 'abc@host', 'captured', '2026-11-30 10:00:00')"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO stream (id, segment_id, media_index, srtp, packets, bytes, lost,"
+                " reordered, duplicates, ssrc_changes, garbage, silent_stretches, updated_at)"
+                " VALUES (1, 1, 0, false, 10, 1720, 0, 0, 0, 0, 0, '[]', '2026-11-30 10:00:00')"
+            )
+            connection.exec_driver_sql(
+                "INSERT INTO recording (id, uid, call_id, segment_id, kind, format, codec,"
+                " state, channel_map, attempts, created_at) VALUES (1, 'r1', 1, 1, 'segment',"
+                " 'wav', 'pcm_s16le', 'ready', '[]', 1, '2026-11-30 10:00:00')"
+            )
+        with engine.begin() as connection:
+            command.upgrade(alembic_config(connection), "head")
+    finally:
+        engine.dispose()
+    with Database(empty_db_url) as db:
+        from callvault.db import Recording, Stream
+
+        stream = db.read(lambda s: s.get(Stream, 1))
+        recording = db.read(lambda s: s.get(Recording, 1))
+    assert stream is not None and stream.payload_types == {} and stream.packets == 10
+    assert recording is not None and recording.options == {} and recording.analysis == {}
+    assert recording.state == "ready" and recording.not_before is None

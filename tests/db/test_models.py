@@ -20,6 +20,7 @@ from callvault.db import (
     PausedInterval,
     Recording,
     Segment,
+    Setting,
     Stream,
     StreamParticipant,
     utcnow,
@@ -36,6 +37,7 @@ ALL_MODELS: list[type[Base]] = [
     PausedInterval,
     MetadataEvent,
     Recording,
+    Setting,
 ]
 
 Snapshot = dict[tuple[str, tuple[Any, ...]], dict[str, Any]]
@@ -70,7 +72,7 @@ def _count(session: Session, model: type[Base]) -> int:
 
 def test_all_models_are_covered() -> None:
     assert {m.__name__ for m in ALL_MODELS} == {m.class_.__name__ for m in Base.registry.mappers}
-    assert len(ALL_MODELS) == 9
+    assert len(ALL_MODELS) == 10
 
 
 def test_every_model_round_trips(database: Database) -> None:
@@ -172,7 +174,8 @@ def test_delete_call_cascades_to_everything(database: Database) -> None:
     call_id = database.write(lambda s: add_full_call(s).id)
     database.write(lambda s: s.delete(s.get_one(Call, call_id)))
     counts = database.read(lambda s: {m.__name__: _count(s, m) for m in ALL_MODELS})
-    assert counts == {m.__name__: 0 for m in ALL_MODELS}
+    # Settings belong to the installation, not to a call.
+    assert counts == {m.__name__: 1 if m is Setting else 0 for m in ALL_MODELS}
 
 
 def test_delete_cascades_in_the_database_itself(database: Database) -> None:
@@ -181,7 +184,8 @@ def test_delete_cascades_in_the_database_itself(database: Database) -> None:
     database.write(add_full_call)
     database.write(lambda s: s.execute(delete(Call)))
     counts = database.read(lambda s: {m.__name__: _count(s, m) for m in ALL_MODELS})
-    assert counts == {m.__name__: 0 for m in ALL_MODELS}
+    # Settings belong to the installation, not to a call.
+    assert counts == {m.__name__: 1 if m is Setting else 0 for m in ALL_MODELS}
 
 
 def test_deleting_a_segment_alone_keeps_its_recording(database: Database) -> None:

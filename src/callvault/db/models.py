@@ -43,6 +43,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship,
 __all__ = [
     "CALL_STATES",
     "PAUSE_REASONS",
+    "RECORDING_KINDS",
     "RECORDING_STATES",
     "SEGMENT_STATES",
     "STREAM_ROLES",
@@ -54,6 +55,7 @@ __all__ = [
     "PausedInterval",
     "Recording",
     "Segment",
+    "Setting",
     "Stream",
     "StreamParticipant",
     "UTCDateTime",
@@ -66,6 +68,9 @@ SEGMENT_STATES = frozenset(
     {"active", "captured", "interrupted", "failed", "metadata_only", "rejected"}
 )
 RECORDING_STATES = frozenset({"waiting", "processing", "ready", "failed"})
+# segment: one recording session; call: the segments of a call stitched on its
+# timeline; participant: one party of a segment (the "separate" layout).
+RECORDING_KINDS = frozenset({"segment", "call", "participant"})
 PAUSE_REASONS = frozenset({"inactive", "hold", "port0"})
 STREAM_ROLES = frozenset({"send", "recv"})
 
@@ -316,6 +321,11 @@ class Stream(Base):
     first_packet_at: Mapped[datetime | None]
     last_packet_at: Mapped[datetime | None]
     silent_stretches: Mapped[list[list[float]]] = mapped_column(JSON, default=list)
+    # Every payload type the stream was ever answered with (a re-INVITE may change the
+    # codec mid-stream), telephone-event and CN included: {"0": {"codec": "PCMU",
+    # "clock_rate": 8000, "channels": 1, "fmtp": null}, "101": {"codec":
+    # "telephone-event", ...}}. Finalize decodes each packet by its own payload type.
+    payload_types: Mapped[dict[str, dict[str, Any]]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     segment: Mapped[Segment] = relationship(back_populates="streams")
@@ -429,6 +439,25 @@ class Recording(Base):
     state: Mapped[str] = mapped_column(String(16), default="waiting")
     error: Mapped[str | None] = mapped_column(Text)
     channel_map: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # How it was (or will be) made: layout (stereo, mono, conference, separate), the
+    # left-channel rule in force, and the format options (bit rate, ...).
+    layout: Mapped[str | None] = mapped_column(String(16))
+    channel_rule: Mapped[str | None] = mapped_column(String(256))
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The templated download name (recording.filename_template), extension included.
+    file_name: Mapped[str | None] = mapped_column(String(512))
+    # For kind "participant": whose audio this file holds.
+    participant_key: Mapped[str | None] = mapped_column(String)
+    # Waiting for a mixer window (mixer.windows): not to be started before this time.
+    not_before: Mapped[datetime | None]
+    # What the player draws: peak amplitude per point and channel (uint8, interleaved
+    # by channel), ``peaks_per_second`` points per second of audio.
+    peaks: Mapped[bytes | None] = mapped_column(LargeBinary)
+    peaks_per_second: Mapped[float | None] = mapped_column(Float)
+    # Timeline facts in seconds from the start of the file: {"talk": [[channel, start,
+    # end], ...], "paused": [[start, end], ...], "dtmf": [{"at", "digit", "duration",
+    # "channel"}, ...], "silence_ratio": [per channel], "segments": [...] (stitched)}.
+    analysis: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
@@ -441,5 +470,27 @@ class Recording(Base):
     def _validate_state(self, _key: str, value: str) -> str:
         return _check_choice("Recording.state", value, RECORDING_STATES)
 
+    @validates("kind")
+    def _validate_kind(self, _key: str, value: str) -> str:
+        return _check_choice("Recording.kind", value, RECORDING_KINDS)
+
     def __repr__(self) -> str:
         return f"<Recording id={self.id} uid={self.uid} state={self.state}>"
+
+
+class Setting(Base):
+    """A runtime setting changed by an administrator (CLI, later the admin page and API).
+
+    Only settings declared ``runtime`` in :mod:`callvault.config` are stored here; the
+    text is the value as given (validated before it is written), parsed on read.
+    """
+
+    __tablename__ = "setting"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(128))
+
+    def __repr__(self) -> str:
+        return f"<Setting {self.name}={self.value!r}>"

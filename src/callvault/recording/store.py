@@ -180,6 +180,7 @@ def add_streams(
             ),
             srtp=choice.srtp is not None,
             direction="recvonly",
+            payload_types=payload_types_of(choice),
         )
         db.add(row)
         db.flush()
@@ -300,6 +301,38 @@ def set_codecs(db: Session, changes: Sequence[tuple[int, StreamChoice]]) -> None
             row.codec = choice.codec
             row.payload_type = choice.payload_type
             row.clock_rate = choice.clock_rate
+            # Keep the earlier payload types: packets captured before the change are
+            # still decoded with the codec they were sent in.
+            row.payload_types = {**(row.payload_types or {}), **payload_types_of(choice)}
+
+
+def payload_types_of(choice: StreamChoice) -> dict[str, dict[str, Any]]:
+    """The payload types a stream's answer accepts, as ``Stream.payload_types`` keeps them."""
+    types: dict[str, dict[str, Any]] = {
+        str(choice.payload_type): {
+            "codec": choice.codec,
+            "clock_rate": choice.clock_rate,
+            "channels": choice.channels,
+            "fmtp": choice.fmtp,
+        }
+    }
+    # RFC 4733 and RFC 3389 payloads run on the voice codec's clock (the answer only
+    # accepts them at that rate).
+    if choice.telephone_event_pt is not None:
+        types[str(choice.telephone_event_pt)] = {
+            "codec": "telephone-event",
+            "clock_rate": choice.clock_rate,
+            "channels": 1,
+            "fmtp": None,
+        }
+    if choice.cn_pt is not None:
+        types[str(choice.cn_pt)] = {
+            "codec": "CN",
+            "clock_rate": choice.clock_rate,
+            "channels": 1,
+            "fmtp": None,
+        }
+    return types
 
 
 def _apply_snapshot(row: Stream, snap: StreamStatsSnapshot) -> None:
