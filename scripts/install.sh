@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 apt_packages=(python3 python3-venv python3-dev gcc)
 if [[ "${1:-}" == "--dev" ]]; then
     # Real peers the tests talk to (see ../shared/TESTING.md).
-    apt_packages+=(sip-tester postgresql tshark espeak-ng sox)
+    # libbcg729-0 and libvo-amrwbenc0: G.729 and AMR-WB encoders the tests use (through
+    # ctypes) to make RTP payloads that no encoder in PyAV's FFmpeg can make.
+    apt_packages+=(sip-tester postgresql tshark espeak-ng sox libbcg729-0 libvo-amrwbenc0)
 fi
 
 missing=()

@@ -5,11 +5,14 @@ Values come from (lowest to highest precedence) the defaults below, a TOML file
 variables (``sip.listen`` -> ``CALLVAULT_SIP_LISTEN``) and command-line flags. A bad
 value is refused with a message naming the setting, the value and why
 (``ConfigError``). The README's settings table is checked against ``SETTINGS`` by a test.
+
+*Start-up* settings are read when a process starts. *Runtime* ones (recording format,
+layout, file names, mixer windows...) are changed by administrators while the server
+runs: values saved in the database (:mod:`callvault.runtime_settings`) win over all else.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -17,117 +20,43 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from callvault.recording.naming import DEFAULT_TEMPLATE, FilenameTemplate
+from callvault.recording.windows import MixerWindows
+from callvault.setting_values import (
+    ConfigError,
+    HostPort,
+    PortRange,
+    choice,
+    non_negative_int,
+    parse_address,
+    parse_aor_globs,
+    parse_bool,
+    parse_host_port,
+    parse_left_channel,
+    parse_port_range,
+    parse_timezone,
+    positive_float,
+    positive_int,
+    whole_number,
+)
 
-class ConfigError(ValueError):
-    """A setting was given a value callvault cannot use."""
-
-
-@dataclass(frozen=True, slots=True)
-class HostPort:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class PortRange:
-    low: int
-    high: int
-
-    def __str__(self) -> str:
-        return f"{self.low}-{self.high}"
-
-    def __len__(self) -> int:
-        return self.high - self.low + 1
-
-
-def parse_host_port(text: str) -> HostPort:
-    """``0.0.0.0:5060``, ``[::1]:5060`` or ``localhost:8080``."""
-    text = text.strip()
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or not rest.startswith(":"):
-            raise ValueError("expected [IPv6]:PORT")
-        port_text = rest[1:]
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep or not host:
-            raise ValueError("expected HOST:PORT")
-        if ":" in host:
-            raise ValueError("an IPv6 address must be written in brackets: [ADDR]:PORT")
-    return HostPort(host, _port(port_text))
-
-
-def parse_port_range(text: str) -> PortRange:
-    """``20000-39999``: an inclusive range of at least two ports, low even."""
-    low_text, sep, high_text = text.strip().partition("-")
-    if not sep:
-        raise ValueError("expected LOW-HIGH")
-    low, high = _port(low_text), _port(high_text)
-    if low >= high:
-        raise ValueError("the low port must be below the high port")
-    if low < 1024:
-        raise ValueError("RTP ports must be 1024 or above")
-    return PortRange(low, high)
-
-
-def parse_address(text: str) -> str:
-    text = text.strip()
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        raise ValueError("expected an IPv4 or IPv6 address") from None
-    return text
-
-
-def parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("expected true or false")
-
-
-def _port(text: str) -> int:
-    if not text.strip().isdigit():
-        raise ValueError(f"port {text!r} is not a number")
-    port = int(text)
-    if not 0 < port < 65536:
-        raise ValueError(f"port {port} is out of range 1-65535")
-    return port
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise ValueError("must be a positive number")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError("must be zero or more")
-    return value
-
-
-def _choice(*options: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text not in options:
-            raise ValueError(f"expected one of {', '.join(options)}")
-        return text
-
-    return parse
+__all__ = [
+    "SETTINGS",
+    "SETTINGS_BY_NAME",
+    "ConfigError",
+    "HostPort",
+    "PortRange",
+    "Setting",
+    "Settings",
+    "format_value",
+    "load_settings",
+    "parse_address",
+    "parse_bool",
+    "parse_host_port",
+    "parse_port_range",
+    "parse_timezone",
+    "read_settings_file",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +65,7 @@ class Setting:
     parse: Callable[[str], Any]
     default: str | None
     help: str
+    runtime: bool = False
 
     @property
     def env_var(self) -> str:
@@ -189,91 +119,218 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "sip.max_message_size",
-        _positive_int,
+        positive_int,
         "65535",
         "Largest SIP message accepted, in bytes; larger ones get 513 (UDP) or close the "
         "TCP connection after 513.",
     ),
     Setting(
         "sip.max_headers",
-        _positive_int,
+        positive_int,
         "200",
         "Most header lines in one SIP message; more get 400.",
     ),
     Setting(
         "sip.tcp_buffer",
-        _positive_int,
+        positive_int,
         "262144",
         "Most bytes buffered per TCP connection while a message is incomplete.",
     ),
     Setting(
         "sip.max_sessions",
-        _positive_int,
+        positive_int,
         "20000",
         "Most recording sessions at once; more get 503 with Retry-After.",
     ),
     Setting(
         "sip.session_expires",
-        _positive_int,
+        positive_int,
         "1800",
         "Session-Expires (RFC 4028) the recorder proposes when the SRC asks for timers.",
     ),
     Setting(
         "sip.min_se",
-        _positive_int,
+        positive_int,
         "90",
         "Smallest Session-Expires accepted (RFC 4028 Min-SE); smaller gets 422.",
     ),
     Setting(
         "rtp.inactivity_timeout",
-        _positive_float,
+        positive_float,
         "120",
         "Seconds without any RTP on a session's active streams before the session is "
         "ended (end_reason rtp_timeout). Paused (held) streams are not counted.",
     ),
     Setting(
         "capture.flush_interval",
-        _positive_float,
+        positive_float,
         "0.25",
         "Seconds between flushes of capture files to disk (bounds loss on a crash).",
     ),
     Setting(
         "capture.min_free_mb",
-        _non_negative_int,
+        non_negative_int,
         "256",
         "Refuse new sessions with 503 when the data directory's disk has less free space "
         "(MiB); sessions in progress keep recording.",
     ),
     Setting(
         "stats.persist_interval",
-        _positive_float,
+        positive_float,
         "5",
         "Seconds between saves of live stream statistics to the database.",
     ),
     Setting(
         "finalize.workers",
-        _positive_int,
+        positive_int,
         "1",
         "Worker processes that turn captures into recordings.",
     ),
-    Setting("log.level", _choice("debug", "info", "warning", "error"), "info", "Log level."),
+    Setting("log.level", choice("debug", "info", "warning", "error"), "info", "Log level."),
     Setting(
         "log.format",
-        _choice("auto", "json", "text"),
+        choice("auto", "json", "text"),
         "auto",
         "Log format; auto = JSON when stderr is not a terminal.",
+    ),
+    Setting(
+        "recording.format",
+        choice("ogg", "mp3", "wav"),
+        "ogg",
+        "Format of finished recordings: ogg, mp3 or wav (the codec is recording.codec).",
+        runtime=True,
+    ),
+    Setting(
+        "recording.codec",
+        choice("auto", "opus", "vorbis", "mp3", "pcm", "alaw", "ulaw", "gsm"),
+        "auto",
+        "auto (ogg: opus, mp3: mp3, wav: pcm); opus or vorbis in ogg; mp3 in mp3; pcm, alaw, "
+        "ulaw or gsm in wav (gsm only with recording.layout mono or separate).",
+        runtime=True,
+    ),
+    Setting(
+        "recording.opus_bitrate",
+        whole_number(6, 64),
+        "12",
+        "Opus bit rate per channel, kbit/s (6-64); each channel is coded on its own, so one "
+        "party never leaks into the other's channel. 12 keeps G.711 speech at PESQ 4.1 for "
+        "about 170 KiB per minute of two parties talking.",
+        runtime=True,
+    ),
+    Setting(
+        "recording.opus_complexity",
+        whole_number(0, 10),
+        "6",
+        "Opus encoder effort, 0-10: 6 keeps PESQ >= 4.0 at 12 kbit/s and encodes at about "
+        "170x real time per core; 1 runs at 400x but scores 3.6 (more bit rate buys it "
+        "back).",
+        runtime=True,
+    ),
+    Setting(
+        "recording.mp3_bitrate",
+        whole_number(8, 48, 8, 16, 24, 32, 48),
+        "32",
+        "MP3 bit rate, kbit/s: 8, 16, 24, 32 or 48. Below 32 speech sounds poor (measured: "
+        "PESQ 2.8 at 16 kbit/s mono).",
+        runtime=True,
+    ),
+    Setting(
+        "recording.vorbis_quality",
+        whole_number(0, 10),
+        "4",
+        "Vorbis quality, 0 (smallest) to 10 (best).",
+        runtime=True,
+    ),
+    Setting(
+        "recording.layout",
+        choice("stereo", "mono", "conference", "separate"),
+        "stereo",
+        "stereo: one party per channel (recording.left_channel picks the left); mono: all "
+        "parties mixed; conference: internal parties left, external right; separate: one "
+        "file per participant.",
+        runtime=True,
+    ),
+    Setting(
+        "recording.left_channel",
+        parse_left_channel,
+        "internal",
+        "Left channel in stereo: internal (the agent), caller, or aor:<glob> (the first "
+        "party whose AOR matches, ignoring case, e.g. aor:sip:1???@pbx.example.com).",
+        runtime=True,
+    ),
+    Setting(
+        "recording.internal_aors",
+        parse_aor_globs,
+        "",
+        "Comma-separated AOR globs of internal parties (agents), e.g. sip:*@pbx.example.com; "
+        "platform users named in the metadata and short extensions are internal too.",
+        runtime=True,
+    ),
+    Setting(
+        "recording.filename_template",
+        FilenameTemplate.parse,
+        DEFAULT_TEMPLATE,
+        "File name without extension: text and {YEAR} {MONTH} {DAY} {HOUR} {MINUTE} {SECOND} "
+        "{PHONE_NUMBER} {ID} {NAME}; values are sanitised, a taken name gets -1, -2 (...).",
+        runtime=True,
+    ),
+    Setting(
+        "recording.timezone",
+        parse_timezone,
+        "UTC",
+        "IANA time zone of the date and time in file names (e.g. Europe/Warsaw).",
+        runtime=True,
+    ),
+    Setting(
+        "recording.stitch",
+        choice("never", "transfers"),
+        "transfers",
+        "transfers: a call with two or more segments also gets one recording of the whole "
+        "call on its own timeline; never: segment recordings only.",
+        runtime=True,
+    ),
+    Setting(
+        "mixer.windows",
+        MixerWindows.parse,
+        "always",
+        "When finalize jobs start: always (right after the call), or windows in "
+        "mixer.timezone like mon-fri 20:00-06:00; sat,sun 00:00-24:00 (an end before the "
+        "start crosses midnight); a job running when its window closes finishes.",
+        runtime=True,
+    ),
+    Setting(
+        "mixer.timezone",
+        parse_timezone,
+        "UTC",
+        "IANA time zone of mixer.windows (e.g. Europe/Warsaw).",
+        runtime=True,
     ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 
+def format_value(value: Any) -> str | None:
+    """A parsed value as text that parses back to it (AOR globs joined by commas)."""
+    if value is None:
+        return None
+    return ",".join(value) if isinstance(value, tuple) else str(value)
+
+
 class Settings:
     """Resolved settings; ``settings["sip.listen"]`` gives the parsed value."""
 
-    def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        values: Mapping[str, Any],
+        sources: Mapping[str, str],
+        config_file: Path | None = None,
+    ) -> None:
         self._values = dict(values)
         self.sources = dict(sources)
+        # The --config file given explicitly (None: DATA/callvault.toml, if any), so that
+        # worker processes read the same file.
+        self.config_file = config_file
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
@@ -288,7 +345,16 @@ class Settings:
         return str(url) if url else None
 
     def as_dict(self) -> dict[str, str | None]:
-        return {k: (None if v is None else str(v)) for k, v in self._values.items()}
+        """Every value as text, as it would be written in the TOML file or the database."""
+        return {k: format_value(v) for k, v in self._values.items()}
+
+    def overlay(self, values: Mapping[str, Any], source: str) -> Settings:
+        """A copy with ``values`` (already parsed) replacing these, from ``source``."""
+        return Settings(
+            {**self._values, **values},
+            {**self.sources, **dict.fromkeys(values, source)},
+            self.config_file,
+        )
 
 
 def load_settings(
@@ -306,7 +372,7 @@ def load_settings(
     if config_file is not None and not config_file.exists():
         raise ConfigError(f"config file {config_file} does not exist")
     if path.exists():
-        for name, value in _read_toml(path).items():
+        for name, value in read_settings_file(path).items():
             raw[name] = (value, str(path))
     for setting in SETTINGS:
         if setting.env_var in env:
@@ -327,10 +393,12 @@ def load_settings(
             raise ConfigError(
                 f"{setting.name} = {text!r} (from {source}) is not valid: {exc}"
             ) from None
-    return Settings(values, {name: source for name, (_, source) in raw.items()})
+    sources = {name: source for name, (_, source) in raw.items()}
+    return Settings(values, sources, config_file)
 
 
-def _read_toml(path: Path) -> dict[str, str]:
+def read_settings_file(path: Path) -> dict[str, str]:
+    """A TOML settings file as flat dotted names and text values."""
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -344,6 +412,8 @@ def _read_toml(path: Path) -> dict[str, str]:
                 walk(name, value)
             elif name not in SETTINGS_BY_NAME:
                 raise ConfigError(f"{path}: unknown setting {name!r}")
+            elif isinstance(value, list):  # internal_aors = ["sip:1*@a", "sip:2*@b"]
+                flat[name] = ",".join(map(str, value))
             else:
                 flat[name] = str(value).lower() if isinstance(value, bool) else str(value)
 

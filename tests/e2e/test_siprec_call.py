@@ -1,11 +1,11 @@
-"""A SIPREC call end to end: SIPp signals, RTP flows, a stereo WAV comes out."""
+"""A SIPREC call end to end: SIPp signals, RTP flows, a stereo recording comes out."""
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
 from tests.e2e.harness import ServerProcess
@@ -28,7 +28,7 @@ def _dominant_frequency(samples: np.ndarray, rate: int = 8000) -> float:
     return float(np.fft.rfftfreq(len(samples), 1 / rate)[int(np.argmax(spectrum))])
 
 
-def test_two_stream_call_becomes_a_stereo_wav(server: ServerProcess, tmp_path: Path) -> None:
+def test_two_stream_call_becomes_a_stereo_recording(server: ServerProcess, tmp_path: Path) -> None:
     body = multipart(sdp(("1", "2")), metadata_xml())
     sipp = run_sipp(Scenario.call(body, hold_ms=8000), server, tmp_path / "sipp")
     ports = sipp.answer_ports()
@@ -59,18 +59,31 @@ def test_two_stream_call_becomes_a_stereo_wav(server: ServerProcess, tmp_path: P
 
     recording = call["recordings"][0]
     assert recording["state"] == "ready", recording
-    assert recording["format"] == "wav"
-    assert recording["channels"] == 2
-    out = tmp_path / "call.wav"
+    # The default format: Ogg Opus, one party per channel, named by the default template.
+    assert (recording["format"], recording["codec"], recording["channels"]) == ("ogg", "opus", 2)
+    assert recording["file_name"].endswith(f"-{recording['id']}.ogg")
+    assert [c["participants"] for c in recording["channel_map"]] == [
+        ["sip:agent-2001@pbx.example.com"],
+        ["sip:+15550100@carrier.example.net"],
+    ]
+    out = tmp_path / "call.ogg"
     result = server.cli("recordings", "get", str(recording["id"]), "--output", str(out))
     assert result.returncode == 0, result.stderr
-    with wave.open(str(out)) as wav:
-        assert wav.getnchannels() == 2
-        assert wav.getframerate() == 8000
-        frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
-    left, right = frames[0::2], frames[1::2]
-    assert abs(len(left) / 8000 - recording["duration_s"]) < 0.05
+    with av.open(str(out)) as container:
+        stream = container.streams.audio[0]
+        assert stream.codec_context.name == "opus" and stream.codec_context.channels == 2
+        rate = stream.codec_context.sample_rate
+        pcm = np.concatenate([f.to_ndarray() for f in container.decode(stream)], axis=1)
+    left, right = pcm[0] * 32768, pcm[1] * 32768
+    assert abs(len(left) / rate - recording["duration_s"]) < 0.05
     # The customer's 1 kHz tone is alone on the right; the agent's speech on the left.
-    assert abs(_dominant_frequency(right) - 1000.0) < 5
-    assert np.sqrt(np.mean(left.astype(np.float64) ** 2)) > 100
-    assert abs(_dominant_frequency(left) - 1000.0) > 20
+    assert abs(_dominant_frequency(right, rate) - 1000.0) < 5
+    assert np.sqrt(np.mean(left**2)) > 100
+    assert abs(_dominant_frequency(left, rate) - 1000.0) > 20
+    # After the customer's 4 s tone the agent talks alone: nothing of it on the right.
+    alone = slice(int(5.0 * rate), int(6.5 * rate))
+    assert _db(left[alone]) - _db(right[alone]) > 30
+
+
+def _db(samples: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(samples.astype(np.float64) ** 2) + 1e-9))

@@ -72,4 +72,21 @@ def test_sessions_sharing_a_group_id_are_one_call(server: ServerProcess, tmp_pat
     call = calls[0]
     assert [s["state"] for s in call["segments"]] == ["captured", "captured"]
     assert {p["aor"] for p in call["participants"]} == {AGENT[1], CUSTOMER[1], SECOND_AGENT[1]}
-    assert len(call["recordings"]) == 2
+
+    def stitched(calls: list[dict[str, Any]]) -> dict[str, Any] | None:
+        recordings = calls[0]["recordings"] if calls else []
+        done = all(r["state"] == "ready" for r in recordings)
+        return calls[0] if done and len(recordings) == 3 else None
+
+    call = server.wait_for(stitched, what="both legs and the stitched call recording ready")
+    kinds = sorted(r["kind"] for r in call["recordings"])
+    assert kinds == ["call", "segment", "segment"]
+    whole = next(r for r in call["recordings"] if r["kind"] == "call")
+    assert whole["segment_id"] is None
+    # The stitched file spans the call: from the first leg's start to the second's end.
+    assert abs(whole["duration_s"] - call["duration_s"]) < 0.05
+    assert {p for c in whole["channel_map"] for p in c["participants"]} == {
+        AGENT[1],
+        CUSTOMER[1],
+        SECOND_AGENT[1],
+    }

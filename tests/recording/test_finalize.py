@@ -1,98 +1,463 @@
-"""The finalize job: capture -> stereo WAV, one participant per channel."""
+"""The finalize job, from golden captures to the files and facts a user gets.
+
+Each test builds a recording session from a real vendor INVITE (the corpus), writes the
+capture a recorder would have written (tests/media/payloads.py encodes the audio with
+real codecs), runs the job and checks the file as a listener would: decoded with PyAV,
+which tone is on which channel, where the silence is, what the player is told.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import wave
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import av
 import numpy as np
+import numpy.typing as npt
+import pytest
+from sqlalchemy import select
 
+from callvault.config import Settings, load_settings
 from callvault.db import Database
-from callvault.db.models import Recording
+from callvault.db.models import Recording, Stream
+from callvault.db.queries import recordings_due
+from callvault.media.timeline import StreamPacket
 from callvault.recording.finalize import finalize_recording
 from callvault.recording.store import create_segment, end_segment
-from callvault.rtp.pcap import PcapWriter
-from tests.e2e.rtp_sender import rtp_packet, tone_payloads
+from callvault.runtime_settings import set_settings
+from tests.media import payloads
 from tests.recording.helpers import new_segment
 
-START = 1_700_000_000.0
+START = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
+CUBE = "cisco_cube_2streams_gtd.sip"  # two streams, labels 1 and 2: 7301 sends 1, 7300 sends 2
+PORTS = (30000, 30002)
+SBC = ("192.0.2.10", 7000)
+RECORDER = "127.0.0.1"
+
+Pcm = npt.NDArray[np.int16]
 
 
-def _capture(path: Path, tones: dict[int, float], seconds: float = 2.0, pt: int = 0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as handle:
-        writer = PcapWriter(handle)
-        writer.write_header()
-        streams = {
-            port: tone_payloads(freq, int(seconds * 50), codec="PCMU")
-            for port, freq in tones.items()
-        }
-        for index in range(int(seconds * 50)):
-            for port, payloads in streams.items():
-                data = rtp_packet(pt, index, 160 * index, port, payloads[index])
-                writer.write_packet(
-                    START + 0.5 + index * 0.02, ("192.0.2.10", 7000), ("127.0.0.1", port), data
-                )
+# -- helpers ----------------------------------------------------------------------------
 
 
-def _peak(samples: np.ndarray) -> float:
-    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
-    spectrum[0] = 0
-    return float(np.fft.rfftfreq(len(samples), 1 / 8000)[int(np.argmax(spectrum))])
+def _settings(tmp_path: Path) -> Settings:
+    return load_settings({"data_dir": str(tmp_path)}, environ={})
 
 
-def _ended(database: Database, name: str) -> int:
-    new = new_segment(name, started_at=START)
+def _configure(database: Database, tmp_path: Path, values: dict[str, str]) -> None:
+    """Save runtime settings as an administrator would (``callvault settings set``)."""
+    database.write(lambda s: set_settings(s, values, updated_by="test", base=_settings(tmp_path)))
+
+
+def _session(
+    database: Database,
+    corpus: str = CUBE,
+    *,
+    start: float = START,
+    seconds: float = 3.0,
+    codec: dict[str, Any] | None = None,
+    first_port: int = PORTS[0],
+    capture: str | None = None,
+) -> tuple[int, int]:
+    """A captured segment from ``corpus``; returns (recording id, segment id)."""
+    new = new_segment(corpus, started_at=start, first_port=first_port)
+    if capture is not None:
+        new = dataclasses.replace(new, capture_path=capture)
     ids = database.write(lambda s: create_segment(s, new))
-    recording_id = database.write(lambda s: end_segment(s, ids.segment_id, "bye", START + 3, []))
+    if codec is not None:
+
+        def recode(s: Any) -> None:
+            for stream in s.scalars(select(Stream).where(Stream.segment_id == ids.segment_id)):
+                stream.payload_types = {"96": codec}
+
+        database.write(recode)
+    recording_id = database.write(
+        lambda s: end_segment(s, ids.segment_id, "bye", start + seconds, [])
+    )
     assert recording_id is not None
-    return recording_id
+    return recording_id, ids.segment_id
 
 
-def test_two_party_call_becomes_stereo_wav(database: Database, tmp_path: Path) -> None:
-    recording_id = _ended(database, "cisco_cube_2streams_gtd.sip")
-    _capture(tmp_path / "captures" / "cisco_cube_2streams_gtd.sip.pcap", {30000: 500, 30002: 1500})
+def _capture(tmp_path: Path, flows: dict[int, list[StreamPacket]], corpus: str = CUBE) -> None:
+    path = tmp_path / "captures" / f"{corpus}.pcap"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payloads.write_capture(path, [(SBC, (RECORDER, port), p) for port, p in flows.items()])
 
-    assert finalize_recording(database, tmp_path, recording_id) == "ready"
+
+def _tone_packets(
+    freq: float, *, t0: float, seconds: float = 2.0, ssrc: int = 1
+) -> list[StreamPacket]:
+    return payloads.encode_pcmu(payloads.tone(freq, seconds, 8000)).packets(
+        t0=t0, ssrc=ssrc, payload_type=0
+    )
+
+
+def _two_tones(tmp_path: Path, t0: float = START + 0.5) -> None:
+    _capture(
+        tmp_path,
+        {PORTS[0]: _tone_packets(500, t0=t0), PORTS[1]: _tone_packets(1500, t0=t0, ssrc=2)},
+    )
+
+
+def _decode(path: Path) -> tuple[str, int, npt.NDArray[np.float64]]:
+    """(codec, sample rate, samples shaped (channels, n)) as FFmpeg reads the file."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        codec, rate = stream.codec_context.name, stream.codec_context.sample_rate
+        blocks = [frame.to_ndarray() for frame in container.decode(stream)]
+    data = np.concatenate(blocks, axis=1).astype(np.float64)
+    if data.shape[0] == 1 and stream.codec_context.channels == 2:  # packed stereo
+        data = data.reshape(-1, 2).T
+    if data.dtype.kind == "f" and np.abs(data).max() <= 1.5:
+        data = data * 32768
+    return codec, rate, data
+
+
+def _peak(samples: npt.NDArray[Any], rate: int) -> float:
+    return payloads.dominant_frequency(samples, rate)
+
+
+def _level_db(samples: npt.NDArray[Any]) -> float:
+    """RMS level in dB below full scale (int16)."""
+    power = np.mean(np.asarray(samples, np.float64) ** 2) / 32768.0**2
+    return float(10 * np.log10(power + 1e-12))
+
+
+def _recording(database: Database, recording_id: int) -> Recording:
     recording = database.read(lambda s: s.get(Recording, recording_id))
-    assert recording is not None and recording.state == "ready"
-    assert (recording.channels, recording.sample_rate) == (2, 8000)
-    assert recording.duration_s == 3.0
-    assert recording.channel_map == [
-        {"channel": "left", "participants": ["sip:7301@35.162.237.204"], "labels": ["1"]},
-        {"channel": "right", "participants": ["sip:7300@35.162.237.204"], "labels": ["2"]},
+    assert recording is not None
+    return recording
+
+
+def _run(database: Database, tmp_path: Path, recording_id: int, **kw: Any) -> str:
+    return finalize_recording(database, tmp_path, recording_id, settings=_settings(tmp_path), **kw)
+
+
+# -- the default: stereo Ogg Opus ---------------------------------------------------------
+
+
+def test_two_party_call_becomes_stereo_ogg_opus(database: Database, tmp_path: Path) -> None:
+    recording_id, _ = _session(database)
+    _two_tones(tmp_path)
+
+    assert _run(database, tmp_path, recording_id) == "ready"
+    recording = _recording(database, recording_id)
+    assert (recording.format, recording.codec) == ("ogg", "opus")
+    assert (recording.channels, recording.sample_rate, recording.duration_s) == (2, 8000, 3.0)
+    assert recording.layout == "stereo" and recording.channel_rule == "internal"
+    assert recording.options["opus_bitrate_per_channel"] == 12
+    assert [(c["channel"], c["participants"], c["labels"]) for c in recording.channel_map] == [
+        ("left", ["sip:7301@35.162.237.204"], ["1"]),
+        ("right", ["sip:7300@35.162.237.204"], ["2"]),
     ]
+    # Named by the default template in UTC: date, time, the other party's number, the id.
+    assert recording.file_name == f"2023-11-14_22.13.20-7300-{recording_id}.ogg"
+    assert recording.path == f"recordings/2023/11/14/{recording.file_name}"
     path = tmp_path / str(recording.path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == recording.sha256
     assert path.stat().st_size == recording.size_bytes
-    with wave.open(str(path)) as wav:
-        frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
-    left, right = frames[0::2], frames[1::2]
-    voiced = slice(int(0.6 * 8000), int(2.4 * 8000))
-    assert abs(_peak(left[voiced]) - 500) < 5
-    assert abs(_peak(right[voiced]) - 1500) < 5
-    assert np.abs(left[: int(0.4 * 8000)]).max() == 0  # before the first packet: silence
+
+    codec, rate, pcm = _decode(path)
+    assert codec == "opus" and pcm.shape[0] == 2
+    voiced = slice(int(0.8 * rate), int(2.3 * rate))
+    assert _peak(pcm[0, voiced], rate) == pytest.approx(500, abs=5)
+    assert _peak(pcm[1, voiced], rate) == pytest.approx(1500, abs=5)
+    assert _level_db(pcm[0, : int(0.4 * rate)]) < -60  # before the first packet: silence
+
+    # What the player draws: 5 peaks per second per channel, talk intervals per party.
+    assert recording.peaks_per_second == 5.0
+    assert recording.peaks is not None and len(recording.peaks) == 2 * 15
+    talk = {t["party"]: t["intervals"] for t in recording.analysis["talk"]}
+    (left_talk,) = talk["sip:7301@35.162.237.204"]
+    assert left_talk[0] == pytest.approx(0.5, abs=0.1) and left_talk[1] == pytest.approx(
+        2.5, abs=0.1
+    )
 
     # Idempotent: a second run (a re-delivered job) changes nothing.
-    assert finalize_recording(database, tmp_path, recording_id) == "skipped"
+    assert _run(database, tmp_path, recording_id) == "skipped"
 
 
 def test_missing_capture_fails_with_a_reason(database: Database, tmp_path: Path) -> None:
-    recording_id = _ended(database, "sonus_ribbon_sbc_2streams.sip")
-    assert finalize_recording(database, tmp_path, recording_id) == "skipped"
-    recording = database.read(lambda s: s.get(Recording, recording_id))
-    assert recording is not None and recording.state == "failed"
-    assert "capture file" in (recording.error or "")
+    recording_id, _ = _session(database, "sonus_ribbon_sbc_2streams.sip")
+    assert _run(database, tmp_path, recording_id) == "failed"
+    recording = _recording(database, recording_id)
+    assert recording.state == "failed" and "capture file" in (recording.error or "")
 
 
-def test_codec_not_yet_decodable_fails_honestly(database: Database, tmp_path: Path) -> None:
-    recording_id = _ended(database, "metaswitch_mixed_mono_initial_invite.sip")  # G729
+# -- every codec in ------------------------------------------------------------------------
+
+_SECONDS = 2.0
+
+
+def _codec_case(name: str) -> tuple[payloads.EncodedStream, payloads.EncodedStream, int]:
+    """Two encoded tones (left 440 Hz, right 1000 Hz) and the rate the file should have."""
+    rate = 16000 if name in ("G722", "AMR-WB", "opus") else 8000
+    left, right = (payloads.tone(f, _SECONDS, rate) for f in (440, 1000))
+    encoders = {
+        "PCMU": payloads.encode_pcmu,
+        "PCMA": payloads.encode_pcma,
+        "G722": payloads.encode_g722,
+        "G729": payloads.encode_g729,
+        "GSM": payloads.encode_gsm,
+        "AMR": payloads.encode_amr,
+        "AMR-WB": payloads.encode_amr_wb,
+        "opus": payloads.encode_opus,
+    }
+    encode = encoders[name]
+    return encode(left), encode(right), rate
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA", "G722", "G729", "GSM", "AMR", "AMR-WB", "opus"])
+def test_every_codec_becomes_a_recording(database: Database, tmp_path: Path, codec: str) -> None:
+    left, right, rate = _codec_case(codec)
+    info = {
+        "codec": codec,
+        "clock_rate": left.clock_rate,
+        "channels": left.channels,
+        "fmtp": left.fmtp,
+    }
+    recording_id, _ = _session(database, codec=info)
+    t0 = START + 0.5
     _capture(
-        tmp_path / "captures" / "metaswitch_mixed_mono_initial_invite.sip.pcap", {30000: 440}, pt=18
+        tmp_path,
+        {
+            PORTS[0]: left.packets(t0=t0, ssrc=11, payload_type=96),
+            PORTS[1]: right.packets(t0=t0, ssrc=22, payload_type=96),
+        },
     )
-    assert finalize_recording(database, tmp_path, recording_id) == "failed"
-    recording = database.read(lambda s: s.get(Recording, recording_id))
-    assert recording is not None and recording.state == "failed"
-    assert "G729" in (recording.error or "")
-    assert not list((tmp_path / "recordings").rglob("*.partial"))
+    _configure(database, tmp_path, {"recording.format": "wav", "recording.codec": "pcm"})
+
+    assert _run(database, tmp_path, recording_id) == "ready"
+    recording = _recording(database, recording_id)
+    assert (recording.channels, recording.sample_rate, recording.duration_s) == (2, rate, 3.0)
+    _, file_rate, pcm = _decode(tmp_path / str(recording.path))
+    assert file_rate == rate and pcm.shape == (2, 3 * rate)
+    voiced = slice(int(0.9 * rate), int(2.2 * rate))
+    assert _peak(pcm[0, voiced], rate) == pytest.approx(440, abs=8)
+    assert _peak(pcm[1, voiced], rate) == pytest.approx(1000, abs=8)
+    assert _level_db(pcm[0, voiced]) > -30
+    assert _level_db(pcm[0, : int(0.4 * rate)]) < -60  # silence before the first packet
+    decoded = {s["stream_id"]: s for s in recording.analysis["streams"]}
+    assert all(s["decoded"] >= len(left.payloads) - 1 for s in decoded.values())
+
+
+# -- layouts -------------------------------------------------------------------------------
+
+
+def test_mono_layout_mixes_both_parties(database: Database, tmp_path: Path) -> None:
+    recording_id, _ = _session(database)
+    _two_tones(tmp_path)
+    _configure(database, tmp_path, {"recording.layout": "mono", "recording.format": "wav"})
+    assert _run(database, tmp_path, recording_id) == "ready"
+    recording = _recording(database, recording_id)
+    assert recording.channels == 1 and recording.layout == "mono"
+    _, rate, pcm = _decode(tmp_path / str(recording.path))
+    spectrum = np.abs(np.fft.rfft(pcm[0, int(0.8 * rate) : int(2.3 * rate)]))
+    freqs = np.fft.rfftfreq(int(2.3 * rate) - int(0.8 * rate), 1 / rate)
+    assert set(np.round(freqs[np.argsort(spectrum)[-2:]], -1)) == {500.0, 1500.0}
+
+
+def test_separate_layout_makes_one_file_per_party(database: Database, tmp_path: Path) -> None:
+    recording_id, segment_id = _session(database)
+    _two_tones(tmp_path)
+    _configure(database, tmp_path, {"recording.layout": "separate"})
+    assert _run(database, tmp_path, recording_id) == "ready"
+    rows = database.read(
+        lambda s: list(s.scalars(select(Recording).where(Recording.segment_id == segment_id)))
+    )
+    assert sorted((r.kind, r.participant_key is not None, r.channels) for r in rows) == [
+        ("participant", True, 1),
+        ("segment", True, 1),
+    ]
+    tones = {}
+    for row in rows:
+        _, rate, pcm = _decode(tmp_path / str(row.path))
+        tones[row.channel_map[0]["participants"][0]] = round(
+            _peak(pcm[0, int(0.8 * rate) : int(2.3 * rate)], rate), -1
+        )
+    assert tones == {"sip:7301@35.162.237.204": 500, "sip:7300@35.162.237.204": 1500}
+    assert len({r.path for r in rows}) == 2  # same template, distinct names
+    # A rerun finds the participant's row again instead of adding one.
+    assert _run(database, tmp_path, recording_id, force=True) == "ready"
+    assert (
+        database.read(
+            lambda s: len(
+                list(s.scalars(select(Recording).where(Recording.segment_id == segment_id)))
+            )
+        )
+        == 2
+    )
+
+
+def test_left_channel_rule_by_aor(database: Database, tmp_path: Path) -> None:
+    recording_id, _ = _session(database)
+    _two_tones(tmp_path)
+    _configure(database, tmp_path, {"recording.left_channel": "aor:sip:7300@*"})
+    assert _run(database, tmp_path, recording_id) == "ready"
+    recording = _recording(database, recording_id)
+    assert recording.channel_rule == "aor:sip:7300@*"
+    assert recording.channel_map[0]["participants"] == ["sip:7300@35.162.237.204"]
+    _, rate, pcm = _decode(tmp_path / str(recording.path))
+    assert _peak(pcm[0, int(0.8 * rate) : int(2.3 * rate)], rate) == pytest.approx(1500, abs=5)
+
+
+# -- formats -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "codec", "extension"),
+    [
+        ({"recording.format": "mp3"}, "mp3float", "mp3"),  # FFmpeg's MP3 decoder's name
+        ({"recording.format": "ogg", "recording.codec": "vorbis"}, "vorbis", "ogg"),
+        ({"recording.format": "wav", "recording.codec": "alaw"}, "pcm_alaw", "wav"),
+        ({"recording.format": "wav", "recording.codec": "ulaw"}, "pcm_mulaw", "wav"),
+        (
+            {"recording.format": "wav", "recording.codec": "gsm", "recording.layout": "mono"},
+            "gsm_ms",
+            "wav",
+        ),
+    ],
+)
+def test_every_format_opens_in_ffmpeg(
+    database: Database, tmp_path: Path, settings: dict[str, str], codec: str, extension: str
+) -> None:
+    recording_id, _ = _session(database)
+    _two_tones(tmp_path)
+    _configure(database, tmp_path, settings)
+    assert _run(database, tmp_path, recording_id) == "ready"
+    recording = _recording(database, recording_id)
+    path = tmp_path / str(recording.path)
+    assert path.suffix == f".{extension}"
+    found, rate, pcm = _decode(path)
+    assert found == codec
+    assert pcm.shape[1] / rate == pytest.approx(3.0, abs=0.15)
+    assert _peak(pcm[0, int(0.8 * rate) : int(2.3 * rate)], rate) in (
+        pytest.approx(500, abs=8),
+        pytest.approx(1500, abs=8),
+    )
+
+
+# -- when the mixer runs --------------------------------------------------------------------
+
+
+def test_outside_the_mixer_window_the_recording_waits(database: Database, tmp_path: Path) -> None:
+    recording_id, _ = _session(database)
+    _two_tones(tmp_path)
+    _configure(database, tmp_path, {"mixer.windows": "daily 02:00-04:00"})
+    noon = datetime(2023, 11, 15, 12, 0, tzinfo=UTC).timestamp()
+
+    assert _run(database, tmp_path, recording_id, now=noon) == "deferred"
+    recording = _recording(database, recording_id)
+    assert recording.state == "waiting"
+    assert recording.not_before == datetime(2023, 11, 16, 2, 0, tzinfo=UTC)
+    assert (
+        database.read(lambda s: recordings_due(s, datetime(2023, 11, 16, 1, 59, tzinfo=UTC))) == []
+    )
+    assert database.read(lambda s: recordings_due(s, recording.not_before)) == [recording_id]
+
+    inside = datetime(2023, 11, 16, 2, 0, 30, tzinfo=UTC).timestamp()
+    assert _run(database, tmp_path, recording_id, now=inside) == "ready"
+    assert _recording(database, recording_id).not_before is None
+
+
+def test_an_operator_can_run_it_outside_the_window(database: Database, tmp_path: Path) -> None:
+    recording_id, _ = _session(database)
+    _two_tones(tmp_path)
+    _configure(database, tmp_path, {"mixer.windows": "daily 02:00-04:00"})
+    noon = datetime(2023, 11, 15, 12, 0, tzinfo=UTC).timestamp()
+    assert _run(database, tmp_path, recording_id, now=noon, force=True) == "ready"
+
+
+# -- pathologies on the timeline ------------------------------------------------------------
+
+
+def test_loss_pause_late_start_and_dtmf_reach_the_player(
+    database: Database, tmp_path: Path
+) -> None:
+    recording_id, segment_id = _session(database, seconds=6.0)
+    t0 = START + 0.5
+    left = [p for p in _tone_packets(500, t0=t0, seconds=5.0) if not 2.0 <= p.arrival - t0 < 2.5]
+    right = _tone_packets(1500, t0=START + 2.0, seconds=3.0, ssrc=2)  # starts late
+    right = [p for p in right if not 3.0 <= p.arrival - START < 4.0]
+    dtmf = payloads.dtmf_packets("42", t0=START + 1.0, ssrc=1, payload_type=101, seq0=60000)
+    _capture(tmp_path, {PORTS[0]: sorted(left + dtmf, key=lambda p: p.arrival), PORTS[1]: right})
+
+    def pause_right(s: Any) -> None:
+        from callvault.db.models import PausedInterval
+
+        stream = s.scalars(
+            select(Stream).where(Stream.segment_id == segment_id, Stream.media_index == 1)
+        ).one()
+        s.add(
+            PausedInterval(
+                stream_id=stream.id,
+                started_at=datetime.fromtimestamp(START + 3.0, UTC),
+                ended_at=datetime.fromtimestamp(START + 4.0, UTC),
+                reason="inactive",
+            )
+        )
+
+    database.write(pause_right)
+    _configure(database, tmp_path, {"recording.format": "wav"})
+    assert _run(database, tmp_path, recording_id) == "ready"
+    recording = _recording(database, recording_id)
+    _, rate, pcm = _decode(tmp_path / str(recording.path))
+
+    def quiet(channel: int, a: float, b: float) -> bool:
+        return bool(np.abs(pcm[channel, int(a * rate) : int(b * rate)]).max() == 0)
+
+    assert quiet(0, 2.55, 2.95)  # lost packets: silence, not stretched audio
+    assert quiet(1, 0.0, 1.95)  # the right party started late
+    assert quiet(1, 3.05, 3.95)  # paused
+    assert not quiet(1, 4.1, 4.9)
+    assert recording.analysis["paused"] == [[], [[3.0, 4.0]]]
+    digits = [(d["digit"], d["channel"]) for d in recording.analysis["dtmf"]]
+    assert digits == [("4", 0), ("2", 0)]
+    assert recording.analysis["dtmf"][0]["at"] == pytest.approx(1.0, abs=0.03)
+
+
+# -- stitching the segments of a transferred call ------------------------------------------
+
+
+def test_a_transferred_call_is_stitched_on_its_timeline(database: Database, tmp_path: Path) -> None:
+    # Two recording sessions of one call (the same Cisco GUID and Session-ID): the
+    # second starts a second after the first ended, on other ports, in its own capture.
+    first, _ = _session(database)
+    second, _ = _session(
+        database, start=START + 4.0, first_port=30004, capture="captures/second.pcap"
+    )
+    _two_tones(tmp_path)
+    payloads.write_capture(
+        tmp_path / "captures" / "second.pcap",
+        [
+            (SBC, (RECORDER, 30004), _tone_packets(700, t0=START + 4.5, ssrc=3)),
+            (SBC, (RECORDER, 30006), _tone_packets(1500, t0=START + 4.5, ssrc=4)),
+        ],
+    )
+    assert _run(database, tmp_path, first) == "ready"
+    call_id = _recording(database, first).call_id
+    assert _recording(database, second).call_id == call_id
+    stitched = lambda s: s.scalars(  # noqa: E731
+        select(Recording).where(Recording.call_id == call_id, Recording.kind == "call")
+    ).one_or_none()
+    assert database.read(stitched) is None  # the second segment is not finalized yet
+
+    assert _run(database, tmp_path, second) == "ready"
+    whole = database.read(stitched)
+    assert whole is not None and whole.state == "ready" and whole.segment_id is None
+    assert (whole.channels, whole.duration_s) == (2, 7.0)
+    assert [(s["start"], s["end"]) for s in whole.analysis["segments"]] == [(0.0, 3.0), (4.0, 7.0)]
+    _, rate, pcm = _decode(tmp_path / str(whole.path))
+
+    def tone(channel: int, a: float, b: float) -> float:
+        return round(_peak(pcm[channel, int(a * rate) : int(b * rate)], rate), -1)
+
+    assert (tone(0, 1.0, 2.0), tone(1, 1.0, 2.0)) == (500, 1500)
+    assert (tone(0, 5.0, 6.0), tone(1, 5.0, 6.0)) == (700, 1500)
+    assert _level_db(pcm[:, int(3.1 * rate) : int(3.9 * rate)]) < -60  # between the segments
+    # Made once: a re-delivered job of either segment does not make it again.
+    assert _run(database, tmp_path, second) == "skipped"
+    assert database.read(stitched).id == whole.id

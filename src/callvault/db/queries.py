@@ -38,6 +38,7 @@ __all__ = [
     "find_or_create_call",
     "normalise_call_key",
     "recording_by_id",
+    "recordings_due",
     "recordings_in_state",
     "segments_in_state",
 ]
@@ -200,21 +201,43 @@ def _call_json(call: Call) -> dict[str, Any]:
         "streams": [
             _stream_json(stream) for segment in call.segments for stream in segment.streams
         ],
-        "recordings": [
-            {
-                "id": recording.id,
-                "uid": recording.uid,
-                "format": recording.format,
-                "channels": recording.channels,
-                "duration_s": recording.duration_s,
-                "size_bytes": recording.size_bytes,
-                "sha256": recording.sha256,
-                "state": recording.state,
-                "path": recording.path,
-            }
-            for recording in call.recordings
-        ],
+        "recordings": [_recording_json(recording) for recording in call.recordings],
     }
+
+
+def _recording_json(recording: Recording) -> dict[str, Any]:
+    return {
+        "id": recording.id,
+        "uid": recording.uid,
+        "kind": recording.kind,
+        "segment_id": recording.segment_id,
+        "participant_key": recording.participant_key,
+        "format": recording.format,
+        "codec": recording.codec,
+        "channels": recording.channels,
+        "sample_rate": recording.sample_rate,
+        "duration_s": recording.duration_s,
+        "size_bytes": recording.size_bytes,
+        "sha256": recording.sha256,
+        "state": recording.state,
+        # A recording waiting for a mixer window says until when (mixer.windows).
+        "waiting_until": _iso(recording.not_before),
+        "error": recording.error,
+        "layout": recording.layout,
+        "channel_map": recording.channel_map,
+        "file_name": recording.file_name,
+        "path": recording.path,
+    }
+
+
+def recordings_due(session: Session, now: datetime) -> list[int]:
+    """Recordings whose mixer window has opened (``not_before`` reached), oldest first."""
+    statement = (
+        select(Recording.id)
+        .where(Recording.state == "waiting", Recording.not_before <= now)
+        .order_by(Recording.not_before, Recording.id)
+    )
+    return list(session.scalars(statement))
 
 
 def calls_as_json(session: Session, *, limit: int | None = None) -> list[dict[str, Any]]:

@@ -1,70 +1,16 @@
-"""Pure audio: G.711 codecs, timeline placement of RTP streams, WAV files, rendering.
+"""Pure audio: no sockets, no clock, no database. Inputs are captures, packet lists and
+int16 arrays; outputs are arrays and files.
 
-No sockets and no clock: inputs are captures and packet lists, outputs are arrays and
-files. ``render_stereo_wav`` turns a session capture into a playable WAV file.
+- ``decoders`` (with ``g711``, ``amr``): RTP payloads of every codec SIPREC sources send
+  into PCM; ``dtmf``: RFC 4733 telephone-events into DTMF marks.
+- ``timeline`` (with ``drift``, ``chunks``): one stream's packets placed on the
+  recorder's clock: reordering, loss, SSRC changes, timestamp jumps, clock drift.
+- ``session``: a recording session's streams out of its capture file, decoded,
+  resampled and mixed.
+- ``encode`` (with ``format_writers``, ``wav``): the recording formats (Ogg Opus/Vorbis,
+  MP3, WAV with PCM, A-law, µ-law, GSM 6.10).
+- ``analysis``: waveform peaks and talk intervals for the player.
+
+Import from the modules themselves; this package re-exports nothing, so that reading a
+G.711 table does not load FFmpeg.
 """
-
-from callvault.media.g711 import (
-    ALAW_TO_PCM,
-    ULAW_TO_PCM,
-    AlawDecoder,
-    UlawDecoder,
-    decode_alaw,
-    decode_ulaw,
-    encode_alaw,
-    encode_ulaw,
-)
-from callvault.media.render import (
-    DECODERS,
-    ChannelSpec,
-    ChannelStats,
-    RenderResult,
-    StreamRenderStats,
-    StreamSelector,
-    UnsupportedCodec,
-    decoder_for,
-    render_stereo_wav,
-)
-from callvault.media.timeline import (
-    Decoder,
-    RenderedStream,
-    StreamPacket,
-    StreamPlacement,
-    TimelineSegment,
-    merge_ranges,
-    place_stream,
-    render_stream,
-    subtract_ranges,
-)
-from callvault.media.wav import WavWriter, write_wav
-
-__all__ = [
-    "ALAW_TO_PCM",
-    "DECODERS",
-    "ULAW_TO_PCM",
-    "AlawDecoder",
-    "ChannelSpec",
-    "ChannelStats",
-    "Decoder",
-    "RenderResult",
-    "RenderedStream",
-    "StreamPacket",
-    "StreamPlacement",
-    "StreamRenderStats",
-    "StreamSelector",
-    "TimelineSegment",
-    "UlawDecoder",
-    "UnsupportedCodec",
-    "WavWriter",
-    "decode_alaw",
-    "decode_ulaw",
-    "decoder_for",
-    "encode_alaw",
-    "encode_ulaw",
-    "merge_ranges",
-    "place_stream",
-    "render_stereo_wav",
-    "render_stream",
-    "subtract_ranges",
-    "write_wav",
-]

@@ -1,175 +1,393 @@
-"""The finalize job: from a segment's capture to the file people play.
+"""The finalize job: from a segment's capture to the files people play.
 
-Idempotent and restartable: the recording row says where it is (``waiting`` ->
-``processing`` -> ``ready`` | ``failed``); the file is written under a temporary name
-and renamed into place, so a crash mid-job leaves either nothing or a whole file, and
-running the job again simply redoes it. For now the output is a WAV (16-bit PCM, one
-participant per channel) from G.711 streams; the media pipeline issue widens it to
-every codec and format behind the same entry point.
+Theory of operation. The recording row says where the job is: ``waiting`` ->
+``processing`` -> ``ready`` | ``failed``. The *claim* (one write transaction) reads the
+effective recording settings, checks the mixer windows (outside them the row stays
+``waiting`` with ``not_before`` set, and the server's scheduler enqueues it again
+then), plans the files (``layout``), reserves their names and marks the rows
+``processing``. The *work* runs with no transaction open: read the capture once, decode
+every stream, mix the channels, encode, analyse. Each file is written under a temporary
+name and renamed into place, so a crash leaves either nothing or a whole file, and
+running the job again redoes it (the job is idempotent). The *commit* stores size,
+SHA-256, channel map, peaks and analysis. Then, when the call's segments are all done
+and the policy asks for it, the stitched call recording is made (``stitch``).
+
+``separate`` makes one file per party: the segment's own row holds the first party,
+rows of kind ``participant`` the others (found again by ``participant_key`` on a rerun).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
 
+from callvault.config import Settings, load_settings
 from callvault.db import Database
-from callvault.db.models import Recording, Segment, Stream
-from callvault.media.render import ChannelSpec, StreamSelector, UnsupportedCodec, render_stereo_wav
+from callvault.db.models import Recording, Segment, Stream, StreamParticipant
+from callvault.media.decoders import UnsupportedCodec
+from callvault.media.encode import EncodeError, OutputFormat
+from callvault.media.session import (
+    DecodedStream,
+    PayloadFormat,
+    StreamSource,
+    decode_stream,
+    mix,
+    read_capture,
+    stream_rate,
+)
+from callvault.recording.artifact import Artifact, party_talk, write_artifact
+from callvault.recording.layout import OutputPlan, Party, parties_of, phone_number, plan_outputs
+from callvault.recording.policy import RecordingPolicy, policy_from
 from callvault.recording.rescan import rescan_capture
+from callvault.rtp.pcap import PcapError
+from callvault.runtime_settings import effective_settings
 
 log = logging.getLogger(__name__)
 
+Pcm = npt.NDArray[np.int16]
+
+__all__ = ["finalize_recording", "stream_sources"]
+
 
 @dataclass(frozen=True, slots=True)
-class ChannelPlan:
-    """Which streams (and so which participants) go into one output channel."""
+class _Output:
+    recording_id: int
+    plan: OutputPlan
+    final: Path  # absolute path of the file to write
+    relative: str
+    file_name: str
 
-    name: str
-    stream_ids: tuple[int, ...]
-    participants: tuple[str, ...]
-    labels: tuple[str, ...]
+
+@dataclass(frozen=True, slots=True)
+class _SegmentJob:
+    recording_id: int
+    call_id: int
+    capture: Path
+    sources: tuple[StreamSource, ...]
+    outputs: tuple[_Output, ...]
+    start: float
+    end: float
+    policy: RecordingPolicy
 
 
-def plan_channels(segment: Segment) -> list[ChannelPlan]:
-    """One participant (or party) per channel: left is the recorded user, right the rest.
+def finalize_recording(
+    database: Database,
+    data_dir: Path,
+    recording_id: int,
+    *,
+    settings: Settings | None = None,
+    now: float | None = None,
+    force: bool = False,
+) -> str:
+    """Make recording ``recording_id``'s file(s); return the state it ends in.
 
-    Streams are grouped by the participant that sends them (SIPREC metadata); a stream
-    with no known sender is a party of its own. The recorded user is the participant
-    that BroadWorks names as the user, else the first participant the metadata lists.
-    With one party the recording is mono (a mixed stream, say).
+    ``force`` ignores the mixer windows (an operator asking for it now). Returns
+    ``ready``, ``failed``, ``deferred`` (waiting for a mixer window) or ``skipped``.
     """
-    groups: dict[str, list[Stream]] = {}
-    names: dict[str, tuple[str, ...]] = {}
-    preferred: str | None = None
-    for stream in sorted(segment.streams, key=lambda s: s.media_index):
-        senders = [link.participant for link in stream.participant_links if link.role == "send"]
-        key = f"participant:{senders[0].id}" if senders else f"stream:{stream.id}"
-        groups.setdefault(key, []).append(stream)
-        names.setdefault(key, tuple(p.aor or p.name or p.participant_key for p in senders))
-        if senders and senders[0].user_id and preferred is None:
-            preferred = key
-    keys = list(groups)
-    if preferred is not None:
-        keys.remove(preferred)
-        keys.insert(0, preferred)
-    plans: list[ChannelPlan] = []
-    for position, key in enumerate(keys[:2]):
-        members = groups[key] if position == 0 else [s for k in keys[1:] for s in groups[k]]
-        party = names[key] if position == 0 else tuple(n for k in keys[1:] for n in names[k])
-        plans.append(
-            ChannelPlan(
-                name="left" if len(keys) > 1 and position == 0 else "right" if position else "mono",
-                stream_ids=tuple(s.id for s in members),
-                participants=party,
-                labels=tuple(s.label or str(s.media_index) for s in members),
-            )
-        )
-    return plans
+    from callvault.recording import stitch  # the stitch path builds on this module
 
-
-def _selector(stream: Stream) -> StreamSelector:
-    paused = tuple(
-        (i.started_at.timestamp(), i.ended_at.timestamp() if i.ended_at else None)
-        for i in stream.paused_intervals
+    base = settings or load_settings({"data_dir": str(data_dir)})
+    moment = time.time() if now is None else now
+    kind = database.read(
+        lambda s: s.scalar(select(Recording.kind).where(Recording.id == recording_id))
     )
-    return StreamSelector(
-        local_port=stream.local_port or 0,
-        codec=stream.codec or "",
-        payload_type=stream.payload_type if stream.payload_type is not None else -1,
-        clock_rate=stream.clock_rate or 8000,
-        paused=paused,
-    )
-
-
-def finalize_recording(database: Database, data_dir: Path, recording_id: int) -> str:
-    """Make recording ``recording_id``'s file; return the state it ends in."""
-    job = database.write(lambda s: _claim(s, recording_id, data_dir))
-    if job is None:
+    if kind is None:
         return "skipped"
-    capture, plans, selectors, start, end, uid = job
-    out_dir = data_dir / "recordings" / datetime.fromtimestamp(start, UTC).strftime("%Y/%m/%d")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / f"{uid}.wav"
-    partial = final.with_suffix(".wav.partial")
+    if kind == "call":
+        return stitch.make_stitched(database, data_dir, recording_id, base, moment, force)
+    claim = database.write(lambda s: _claim(s, recording_id, data_dir, base, moment, force))
+    if isinstance(claim, str):
+        return claim
     try:
-        specs = [ChannelSpec(streams=[selectors[i] for i in p.stream_ids]) for p in plans]
-        result = render_stereo_wav(capture, specs, partial, start=start, end=end)
-        digest, size = _sha256(partial)
-        partial.replace(final)
-    except (UnsupportedCodec, OSError, ValueError) as exc:
-        partial.unlink(missing_ok=True)
-        error = str(exc)
+        results = _work(claim)
+    except (UnsupportedCodec, EncodeError, PcapError, OSError, ValueError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
         log.error("recording %d failed: %s", recording_id, error)
-        database.write(lambda s: _fail(s, recording_id, error))
+        ids = [o.recording_id for o in claim.outputs] or [recording_id]
+        database.write(lambda s: _fail(s, ids, error))
         return "failed"
-    relative = str(final.relative_to(data_dir))
-    channel_map = [
-        {"channel": p.name, "participants": list(p.participants), "labels": list(p.labels)}
-        for p in plans
-    ]
-
-    def done(db: Session) -> None:
-        recording = db.get(Recording, recording_id)
-        if recording is None:
-            return
-        recording.state = "ready"
-        recording.format = "wav"
-        recording.codec = "pcm_s16le"
-        recording.channels = result.channels
-        recording.sample_rate = result.sample_rate
-        recording.duration_s = round(result.duration_s, 3)
-        recording.size_bytes = size
-        recording.sha256 = digest
-        recording.path = relative
-        recording.channel_map = channel_map
-        recording.error = None
-        recording.ready_at = datetime.now(UTC)
-
-    database.write(done)
+    database.write(lambda s: _commit(s, claim, results))
+    if claim.policy.stitch == "transfers":
+        stitch.stitch_if_complete(database, data_dir, claim.call_id, base, moment)
     return "ready"
 
 
-def _claim(db: Session, recording_id: int, data_dir: Path) -> Any:
+# -- claim ----------------------------------------------------------------------------
+
+
+def _claim(
+    db: Session, recording_id: int, data_dir: Path, base: Settings, now: float, force: bool
+) -> _SegmentJob | str:
     recording = db.get(Recording, recording_id)
-    if recording is None or recording.state == "ready" or recording.segment is None:
-        return None
-    segment = recording.segment
-    recording.state = "processing"
+    if recording is None or recording.segment_id is None:
+        return "skipped"
+    if recording.state == "ready" and not force:
+        return "skipped"
+    policy = policy_from(effective_settings(db, base))
+    if not force and (wait := policy.wait_until(now)) is not None:
+        recording.state = "waiting"
+        recording.not_before = wait
+        return "deferred"
+    segment = db.scalars(
+        select(Segment)
+        .where(Segment.id == recording.segment_id)
+        .options(
+            selectinload(Segment.participants),
+            selectinload(Segment.streams).selectinload(Stream.paused_intervals),
+            selectinload(Segment.streams)
+            .selectinload(Stream.participant_links)
+            .selectinload(StreamParticipant.participant),
+        )
+    ).one()
     recording.attempts += 1
     recording.started_at = datetime.now(UTC)
+    recording.not_before = None
     if not segment.capture_path or not (data_dir / segment.capture_path).exists():
         recording.state = "failed"
         recording.error = f"capture file {segment.capture_path} is missing"
-        return None
+        return "failed"
     capture = data_dir / segment.capture_path
     if segment.state == "interrupted":
         rescan_capture(capture, segment)
-    plans = plan_channels(segment)
-    selectors = {s.id: _selector(s) for s in segment.streams}
+    parties = parties_of(segment, policy.internal_aors)
+    plans = plan_outputs(parties, policy.layout, policy.left_channel)
     start = segment.started_at.timestamp()
     end = (segment.ended_at or segment.started_at).timestamp()
-    return capture, plans, selectors, start, end, recording.uid
+    outputs = _reserve(db, recording, plans, parties, policy, data_dir)
+    return _SegmentJob(
+        recording_id=recording.id,
+        call_id=recording.call_id,
+        capture=capture,
+        sources=stream_sources(segment.streams),
+        outputs=outputs,
+        start=start,
+        end=end,
+        policy=policy,
+    )
 
 
-def _fail(db: Session, recording_id: int, error: str) -> None:
-    recording = db.get(Recording, recording_id)
-    if recording is not None:
-        recording.state = "failed"
-        recording.error = error
+def stream_sources(streams: list[Stream]) -> tuple[StreamSource, ...]:
+    """What finalize needs of each stream row: port, payload types, pauses."""
+    out = []
+    for stream in streams:
+        types = {
+            int(pt): PayloadFormat(
+                str(v.get("codec", "")),
+                int(v.get("clock_rate") or 8000),
+                int(v.get("channels") or 1),
+                v.get("fmtp"),
+            )
+            for pt, v in (stream.payload_types or {}).items()
+        }
+        if not types and stream.payload_type is not None and stream.codec:
+            # Rows written before payload types were kept: the one codec they name.
+            types = {stream.payload_type: PayloadFormat(stream.codec, stream.clock_rate or 8000)}
+        paused = tuple(
+            (i.started_at.timestamp(), i.ended_at.timestamp() if i.ended_at else None)
+            for i in stream.paused_intervals
+        )
+        out.append(StreamSource(stream.id, stream.local_port or 0, types, paused))
+    return tuple(out)
 
 
-def _sha256(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+def _reserve(
+    db: Session,
+    recording: Recording,
+    plans: list[OutputPlan],
+    parties: list[Party],
+    policy: RecordingPolicy,
+    data_dir: Path,
+) -> tuple[_Output, ...]:
+    """Rows and file names for every planned file; marks them processing."""
+    existing = {
+        r.participant_key: r
+        for r in db.scalars(
+            select(Recording).where(
+                Recording.segment_id == recording.segment_id, Recording.kind == "participant"
+            )
+        )
+    }
+    started = recording.segment.started_at if recording.segment else recording.created_at
+    outputs = []
+    for index, plan in enumerate(plans):
+        row = recording
+        if index and plan.participant_key is not None:
+            row = existing.get(plan.participant_key) or Recording(
+                call_id=recording.call_id,
+                segment_id=recording.segment_id,
+                kind="participant",
+                participant_key=plan.participant_key,
+            )
+            db.add(row)
+            db.flush()
+        elif plan.participant_key is not None:
+            row.participant_key = plan.participant_key
+        row.state = "processing"
+        row.error = None
+        left = plan.channels[0].parties[0] if plan.channels and plan.channels[0].parties else None
+        named = [p for c in plan.channels for p in c.parties]
+        relative, file_name = policy.file_path(
+            db,
+            row,
+            when=started,
+            phone_number=phone_number(parties if plan.participant_key is None else named, left),
+            name=_agent_name(named),
+            data_dir=data_dir,
+        )
+        outputs.append(_Output(row.id, plan, data_dir / relative, relative, file_name))
+    return tuple(outputs)
+
+
+def _agent_name(parties: list[Party]) -> str | None:
+    for party in parties:
+        if party.internal and party.name:
+            return party.name
+    return next((p.name for p in parties if p.name), None)
+
+
+# -- work -----------------------------------------------------------------------------
+
+
+def _work(job: _SegmentJob) -> list[tuple[_Output, Artifact]]:
+    wanted = {s.local_port for s in job.sources if s.local_port}
+    capture = read_capture(job.capture, wanted)
+    rate = max((stream_rate(s) for s in job.sources), default=8000)
+    decoded = {
+        s.key: decode_stream(
+            s, capture.packets.get(s.local_port, []), sample_rate=rate, start=job.start, end=job.end
+        )
+        for s in job.sources
+    }
+    total = max(0, round((job.end - job.start) * rate))
+    results = []
+    for output in job.outputs:
+        output.final.parent.mkdir(parents=True, exist_ok=True)
+        artifact = render_plan(
+            output.plan, decoded, job.sources, rate, total, job.start, output.final, job.policy
+        )
+        results.append((output, artifact))
+    return results
+
+
+def render_plan(
+    plan: OutputPlan,
+    decoded: dict[int, DecodedStream],
+    sources: tuple[StreamSource, ...],
+    rate: int,
+    total: int,
+    start: float,
+    final: Path,
+    policy: RecordingPolicy,
+) -> Artifact:
+    """Mix one planned file's channels from decoded streams, then encode and analyse it."""
+    pauses = {s.key: s.paused for s in sources}
+    end = start + total / rate
+    channels: list[Pcm] = []
+    talk: list[dict[str, Any]] = []
+    paused: list[list[tuple[float, float]]] = []
+    dtmf: list[dict[str, Any]] = []
+    for index, channel in enumerate(plan.channels):
+        streams = [decoded[i] for i in channel.stream_ids if i in decoded]
+        channels.append(mix([s.pcm for s in streams], total))
+        for party in channel.parties:
+            own = [decoded[i].pcm for i in party.stream_ids if i in decoded]
+            talk.append(
+                party_talk(party.label, index, mix(own, total) if own else channels[-1], rate)
+            )
+        paused.append(
+            [
+                (a - start, (b if b is not None else end) - start)
+                for s in streams
+                for a, b in pauses.get(s.key, ())
+            ]
+        )
+        for stream in streams:
+            dtmf += [
+                {
+                    "at": round(e.start - start, 3),
+                    "digit": e.digit,
+                    "duration": round(e.duration, 3),
+                    "channel": index,
+                }
+                for e in stream.dtmf
+            ]
+    extra: dict[str, Any] = {
+        "streams": [
+            {
+                "stream_id": s.key,
+                "packets": s.packets,
+                "decoded": s.used,
+                "undecodable": s.undecodable,
+                "unsupported": s.unsupported,
+                "seconds_with_audio": round(s.seconds_covered, 3),
+            }
+            for s in decoded.values()
+            if any(s.key in c.stream_ids for c in plan.channels)
+        ]
+    }
+    if plan.rule_note:
+        extra["notes"] = [plan.rule_note]
+    return write_artifact(
+        final,
+        channels,
+        rate,
+        policy.output_format,
+        talk=talk,
+        paused=paused,
+        dtmf=dtmf,
+        extra=extra,
+    )
+
+
+# -- commit ---------------------------------------------------------------------------
+
+
+def _commit(db: Session, job: _SegmentJob, results: list[tuple[_Output, Artifact]]) -> None:
+    for output, artifact in results:
+        row = db.get(Recording, output.recording_id)
+        if row is None:
+            continue
+        apply_artifact(row, artifact, output.relative, output.file_name, job.policy)
+        row.channel_map = [c.as_json() for c in output.plan.channels]
+
+
+def apply_artifact(
+    row: Recording, artifact: Artifact, relative: str, file_name: str, policy: RecordingPolicy
+) -> None:
+    encoded = artifact.file
+    fmt: OutputFormat = policy.output_format
+    row.state = "ready"
+    row.format = fmt.container
+    row.codec = encoded.codec
+    row.channels = encoded.channels
+    row.sample_rate = encoded.sample_rate
+    row.duration_s = round(encoded.duration_s, 3)
+    row.size_bytes = encoded.size_bytes
+    row.sha256 = encoded.sha256
+    row.path = relative
+    row.file_name = file_name
+    row.layout = policy.layout
+    row.channel_rule = policy.left_channel
+    row.options = policy.format_options
+    row.peaks = artifact.peaks
+    row.peaks_per_second = artifact.peaks_per_second
+    row.analysis = artifact.analysis
+    row.error = None
+    row.ready_at = datetime.now(UTC)
+
+
+def _fail(db: Session, recording_ids: list[int], error: str) -> None:
+    for recording_id in recording_ids:
+        recording = db.get(Recording, recording_id)
+        if recording is not None:
+            recording.state = "failed"
+            recording.error = error

@@ -14,18 +14,21 @@ import resource
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
 import uvloop
 
-from callvault.config import Settings
+from callvault.config import ConfigError, Settings
 from callvault.db import Database
+from callvault.db.queries import recordings_due
 from callvault.jobs.local import LocalJobRunner
 from callvault.logs import configure_logging
 from callvault.recording.recovery import recover_interrupted
 from callvault.recording.srs import SessionRecordingServer, SrsLimits
 from callvault.recording.store import SessionStore
+from callvault.runtime_settings import effective_settings
 from callvault.server.http import Readiness, create_app
 from callvault.server.media import ServerMedia
 from callvault.server.rtp import PortPool
@@ -34,6 +37,9 @@ from callvault.server.sip_transport import SipTransports
 from callvault.sip.transaction import TransactionLayer
 
 log = logging.getLogger("callvault.server")
+
+#: Seconds between looks for recordings whose mixer window has opened.
+SCHEDULER_INTERVAL = 15.0
 
 
 def run(settings: Settings) -> int:
@@ -46,6 +52,9 @@ def run(settings: Settings) -> int:
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1
+    except ConfigError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     return 0
 
 
@@ -60,9 +69,15 @@ async def serve(settings: Settings) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     database = open_database(settings)
     database.migrate()
+    # The recording settings must agree (format and codec, ...) before calls arrive: a
+    # bad combination in the file or the environment stops the server here.
+    database.read(lambda session: effective_settings(session, settings))
     store = SessionStore(database)
     jobs = LocalJobRunner(
-        data_dir=data_dir, database_url=database.url, workers=settings["finalize.workers"]
+        data_dir=data_dir,
+        database_url=database.url,
+        workers=settings["finalize.workers"],
+        config_file=settings.config_file,
     )
     for recording_id in await store.run(recover_interrupted, time.time(), data_dir):
         jobs.enqueue_finalize(recording_id)
@@ -135,11 +150,18 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    async def schedule_due() -> None:
+        """Enqueue recordings whose mixer window has opened (mixer.windows)."""
+        now = datetime.now(UTC)
+        for recording_id in await store.run(recordings_due, now):
+            jobs.enqueue_finalize(recording_id)
+
     periodic = [
         _every(settings["capture.flush_interval"], media.flush_captures),
         _every(1.0, srs.check_timers),
         _every(1.0, media.check_disk),
         _every_async(settings["stats.persist_interval"], lambda: store.save_stats(srs)),
+        _every_async(SCHEDULER_INTERVAL, schedule_due),
     ]
     tasks = [asyncio.create_task(coro) for coro in periodic]
     web_task = asyncio.create_task(web.serve())
