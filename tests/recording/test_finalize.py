@@ -8,122 +8,35 @@ which tone is on which channel, where the silence is, what the player is told.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
-import numpy.typing as npt
 import pytest
 from sqlalchemy import select
 
-from callvault.config import Settings, load_settings
 from callvault.db import Database
 from callvault.db.models import Recording, Stream
 from callvault.db.queries import recordings_due
-from callvault.media.timeline import StreamPacket
 from callvault.recording.finalize import finalize_recording
-from callvault.recording.store import create_segment, end_segment
-from callvault.runtime_settings import set_settings
 from tests.media import payloads
-from tests.recording.helpers import new_segment
-
-START = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
-CUBE = "cisco_cube_2streams_gtd.sip"  # two streams, labels 1 and 2: 7301 sends 1, 7300 sends 2
-PORTS = (30000, 30002)
-SBC = ("192.0.2.10", 7000)
-RECORDER = "127.0.0.1"
-
-Pcm = npt.NDArray[np.int16]
-
-
-# -- helpers ----------------------------------------------------------------------------
-
-
-def _settings(tmp_path: Path) -> Settings:
-    return load_settings({"data_dir": str(tmp_path)}, environ={})
-
-
-def _configure(database: Database, tmp_path: Path, values: dict[str, str]) -> None:
-    """Save runtime settings as an administrator would (``callvault settings set``)."""
-    database.write(lambda s: set_settings(s, values, updated_by="test", base=_settings(tmp_path)))
-
-
-def _session(
-    database: Database,
-    corpus: str = CUBE,
-    *,
-    start: float = START,
-    seconds: float = 3.0,
-    codec: dict[str, Any] | None = None,
-    first_port: int = PORTS[0],
-    capture: str | None = None,
-) -> tuple[int, int]:
-    """A captured segment from ``corpus``; returns (recording id, segment id)."""
-    new = new_segment(corpus, started_at=start, first_port=first_port)
-    if capture is not None:
-        new = dataclasses.replace(new, capture_path=capture)
-    ids = database.write(lambda s: create_segment(s, new))
-    if codec is not None:
-
-        def recode(s: Any) -> None:
-            for stream in s.scalars(select(Stream).where(Stream.segment_id == ids.segment_id)):
-                stream.payload_types = {"96": codec}
-
-        database.write(recode)
-    recording_id = database.write(
-        lambda s: end_segment(s, ids.segment_id, "bye", start + seconds, [])
-    )
-    assert recording_id is not None
-    return recording_id, ids.segment_id
-
-
-def _capture(tmp_path: Path, flows: dict[int, list[StreamPacket]], corpus: str = CUBE) -> None:
-    path = tmp_path / "captures" / f"{corpus}.pcap"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payloads.write_capture(path, [(SBC, (RECORDER, port), p) for port, p in flows.items()])
-
-
-def _tone_packets(
-    freq: float, *, t0: float, seconds: float = 2.0, ssrc: int = 1
-) -> list[StreamPacket]:
-    return payloads.encode_pcmu(payloads.tone(freq, seconds, 8000)).packets(
-        t0=t0, ssrc=ssrc, payload_type=0
-    )
-
-
-def _two_tones(tmp_path: Path, t0: float = START + 0.5) -> None:
-    _capture(
-        tmp_path,
-        {PORTS[0]: _tone_packets(500, t0=t0), PORTS[1]: _tone_packets(1500, t0=t0, ssrc=2)},
-    )
-
-
-def _decode(path: Path) -> tuple[str, int, npt.NDArray[np.float64]]:
-    """(codec, sample rate, samples shaped (channels, n)) as FFmpeg reads the file."""
-    with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
-        codec, rate = stream.codec_context.name, stream.codec_context.sample_rate
-        blocks = [frame.to_ndarray() for frame in container.decode(stream)]
-    data = np.concatenate(blocks, axis=1).astype(np.float64)
-    if data.shape[0] == 1 and stream.codec_context.channels == 2:  # packed stereo
-        data = data.reshape(-1, 2).T
-    if data.dtype.kind == "f" and np.abs(data).max() <= 1.5:
-        data = data * 32768
-    return codec, rate, data
-
-
-def _peak(samples: npt.NDArray[Any], rate: int) -> float:
-    return payloads.dominant_frequency(samples, rate)
-
-
-def _level_db(samples: npt.NDArray[Any]) -> float:
-    """RMS level in dB below full scale (int16)."""
-    power = np.mean(np.asarray(samples, np.float64) ** 2) / 32768.0**2
-    return float(10 * np.log10(power + 1e-12))
+from tests.recording.golden import (
+    PORTS,
+    RECORDER,
+    SBC,
+    START,
+    captured_session,
+    configure,
+    decode_file,
+    level_db,
+    peak,
+    settings_for,
+    tone_packets,
+    two_tones,
+    write_session_capture,
+)
 
 
 def _recording(database: Database, recording_id: int) -> Recording:
@@ -133,15 +46,17 @@ def _recording(database: Database, recording_id: int) -> Recording:
 
 
 def _run(database: Database, tmp_path: Path, recording_id: int, **kw: Any) -> str:
-    return finalize_recording(database, tmp_path, recording_id, settings=_settings(tmp_path), **kw)
+    return finalize_recording(
+        database, tmp_path, recording_id, settings=settings_for(tmp_path), **kw
+    )
 
 
 # -- the default: stereo Ogg Opus ---------------------------------------------------------
 
 
 def test_two_party_call_becomes_stereo_ogg_opus(database: Database, tmp_path: Path) -> None:
-    recording_id, _ = _session(database)
-    _two_tones(tmp_path)
+    recording_id, _ = captured_session(database)
+    two_tones(tmp_path)
 
     assert _run(database, tmp_path, recording_id) == "ready"
     recording = _recording(database, recording_id)
@@ -160,12 +75,12 @@ def test_two_party_call_becomes_stereo_ogg_opus(database: Database, tmp_path: Pa
     assert hashlib.sha256(path.read_bytes()).hexdigest() == recording.sha256
     assert path.stat().st_size == recording.size_bytes
 
-    codec, rate, pcm = _decode(path)
+    codec, rate, pcm = decode_file(path)
     assert codec == "opus" and pcm.shape[0] == 2
     voiced = slice(int(0.8 * rate), int(2.3 * rate))
-    assert _peak(pcm[0, voiced], rate) == pytest.approx(500, abs=5)
-    assert _peak(pcm[1, voiced], rate) == pytest.approx(1500, abs=5)
-    assert _level_db(pcm[0, : int(0.4 * rate)]) < -60  # before the first packet: silence
+    assert peak(pcm[0, voiced], rate) == pytest.approx(500, abs=5)
+    assert peak(pcm[1, voiced], rate) == pytest.approx(1500, abs=5)
+    assert level_db(pcm[0, : int(0.4 * rate)]) < -60  # before the first packet: silence
 
     # What the player draws: 5 peaks per second per channel, talk intervals per party.
     assert recording.peaks_per_second == 5.0
@@ -181,7 +96,7 @@ def test_two_party_call_becomes_stereo_ogg_opus(database: Database, tmp_path: Pa
 
 
 def test_missing_capture_fails_with_a_reason(database: Database, tmp_path: Path) -> None:
-    recording_id, _ = _session(database, "sonus_ribbon_sbc_2streams.sip")
+    recording_id, _ = captured_session(database, "sonus_ribbon_sbc_2streams.sip")
     assert _run(database, tmp_path, recording_id) == "failed"
     recording = _recording(database, recording_id)
     assert recording.state == "failed" and "capture file" in (recording.error or "")
@@ -219,27 +134,27 @@ def test_every_codec_becomes_a_recording(database: Database, tmp_path: Path, cod
         "channels": left.channels,
         "fmtp": left.fmtp,
     }
-    recording_id, _ = _session(database, codec=info)
+    recording_id, _ = captured_session(database, codec=info)
     t0 = START + 0.5
-    _capture(
+    write_session_capture(
         tmp_path,
         {
             PORTS[0]: left.packets(t0=t0, ssrc=11, payload_type=96),
             PORTS[1]: right.packets(t0=t0, ssrc=22, payload_type=96),
         },
     )
-    _configure(database, tmp_path, {"recording.format": "wav", "recording.codec": "pcm"})
+    configure(database, tmp_path, {"recording.format": "wav", "recording.codec": "pcm"})
 
     assert _run(database, tmp_path, recording_id) == "ready"
     recording = _recording(database, recording_id)
     assert (recording.channels, recording.sample_rate, recording.duration_s) == (2, rate, 3.0)
-    _, file_rate, pcm = _decode(tmp_path / str(recording.path))
+    _, file_rate, pcm = decode_file(tmp_path / str(recording.path))
     assert file_rate == rate and pcm.shape == (2, 3 * rate)
     voiced = slice(int(0.9 * rate), int(2.2 * rate))
-    assert _peak(pcm[0, voiced], rate) == pytest.approx(440, abs=8)
-    assert _peak(pcm[1, voiced], rate) == pytest.approx(1000, abs=8)
-    assert _level_db(pcm[0, voiced]) > -30
-    assert _level_db(pcm[0, : int(0.4 * rate)]) < -60  # silence before the first packet
+    assert peak(pcm[0, voiced], rate) == pytest.approx(440, abs=8)
+    assert peak(pcm[1, voiced], rate) == pytest.approx(1000, abs=8)
+    assert level_db(pcm[0, voiced]) > -30
+    assert level_db(pcm[0, : int(0.4 * rate)]) < -60  # silence before the first packet
     decoded = {s["stream_id"]: s for s in recording.analysis["streams"]}
     assert all(s["decoded"] >= len(left.payloads) - 1 for s in decoded.values())
 
@@ -248,22 +163,22 @@ def test_every_codec_becomes_a_recording(database: Database, tmp_path: Path, cod
 
 
 def test_mono_layout_mixes_both_parties(database: Database, tmp_path: Path) -> None:
-    recording_id, _ = _session(database)
-    _two_tones(tmp_path)
-    _configure(database, tmp_path, {"recording.layout": "mono", "recording.format": "wav"})
+    recording_id, _ = captured_session(database)
+    two_tones(tmp_path)
+    configure(database, tmp_path, {"recording.layout": "mono", "recording.format": "wav"})
     assert _run(database, tmp_path, recording_id) == "ready"
     recording = _recording(database, recording_id)
     assert recording.channels == 1 and recording.layout == "mono"
-    _, rate, pcm = _decode(tmp_path / str(recording.path))
+    _, rate, pcm = decode_file(tmp_path / str(recording.path))
     spectrum = np.abs(np.fft.rfft(pcm[0, int(0.8 * rate) : int(2.3 * rate)]))
     freqs = np.fft.rfftfreq(int(2.3 * rate) - int(0.8 * rate), 1 / rate)
     assert set(np.round(freqs[np.argsort(spectrum)[-2:]], -1)) == {500.0, 1500.0}
 
 
 def test_separate_layout_makes_one_file_per_party(database: Database, tmp_path: Path) -> None:
-    recording_id, segment_id = _session(database)
-    _two_tones(tmp_path)
-    _configure(database, tmp_path, {"recording.layout": "separate"})
+    recording_id, segment_id = captured_session(database)
+    two_tones(tmp_path)
+    configure(database, tmp_path, {"recording.layout": "separate"})
     assert _run(database, tmp_path, recording_id) == "ready"
     rows = database.read(
         lambda s: list(s.scalars(select(Recording).where(Recording.segment_id == segment_id)))
@@ -274,9 +189,9 @@ def test_separate_layout_makes_one_file_per_party(database: Database, tmp_path: 
     ]
     tones = {}
     for row in rows:
-        _, rate, pcm = _decode(tmp_path / str(row.path))
+        _, rate, pcm = decode_file(tmp_path / str(row.path))
         tones[row.channel_map[0]["participants"][0]] = round(
-            _peak(pcm[0, int(0.8 * rate) : int(2.3 * rate)], rate), -1
+            peak(pcm[0, int(0.8 * rate) : int(2.3 * rate)], rate), -1
         )
     assert tones == {"sip:7301@35.162.237.204": 500, "sip:7300@35.162.237.204": 1500}
     assert len({r.path for r in rows}) == 2  # same template, distinct names
@@ -293,15 +208,15 @@ def test_separate_layout_makes_one_file_per_party(database: Database, tmp_path: 
 
 
 def test_left_channel_rule_by_aor(database: Database, tmp_path: Path) -> None:
-    recording_id, _ = _session(database)
-    _two_tones(tmp_path)
-    _configure(database, tmp_path, {"recording.left_channel": "aor:sip:7300@*"})
+    recording_id, _ = captured_session(database)
+    two_tones(tmp_path)
+    configure(database, tmp_path, {"recording.left_channel": "aor:sip:7300@*"})
     assert _run(database, tmp_path, recording_id) == "ready"
     recording = _recording(database, recording_id)
     assert recording.channel_rule == "aor:sip:7300@*"
     assert recording.channel_map[0]["participants"] == ["sip:7300@35.162.237.204"]
-    _, rate, pcm = _decode(tmp_path / str(recording.path))
-    assert _peak(pcm[0, int(0.8 * rate) : int(2.3 * rate)], rate) == pytest.approx(1500, abs=5)
+    _, rate, pcm = decode_file(tmp_path / str(recording.path))
+    assert peak(pcm[0, int(0.8 * rate) : int(2.3 * rate)], rate) == pytest.approx(1500, abs=5)
 
 
 # -- formats -------------------------------------------------------------------------------
@@ -324,17 +239,17 @@ def test_left_channel_rule_by_aor(database: Database, tmp_path: Path) -> None:
 def test_every_format_opens_in_ffmpeg(
     database: Database, tmp_path: Path, settings: dict[str, str], codec: str, extension: str
 ) -> None:
-    recording_id, _ = _session(database)
-    _two_tones(tmp_path)
-    _configure(database, tmp_path, settings)
+    recording_id, _ = captured_session(database)
+    two_tones(tmp_path)
+    configure(database, tmp_path, settings)
     assert _run(database, tmp_path, recording_id) == "ready"
     recording = _recording(database, recording_id)
     path = tmp_path / str(recording.path)
     assert path.suffix == f".{extension}"
-    found, rate, pcm = _decode(path)
+    found, rate, pcm = decode_file(path)
     assert found == codec
     assert pcm.shape[1] / rate == pytest.approx(3.0, abs=0.15)
-    assert _peak(pcm[0, int(0.8 * rate) : int(2.3 * rate)], rate) in (
+    assert peak(pcm[0, int(0.8 * rate) : int(2.3 * rate)], rate) in (
         pytest.approx(500, abs=8),
         pytest.approx(1500, abs=8),
     )
@@ -344,9 +259,9 @@ def test_every_format_opens_in_ffmpeg(
 
 
 def test_outside_the_mixer_window_the_recording_waits(database: Database, tmp_path: Path) -> None:
-    recording_id, _ = _session(database)
-    _two_tones(tmp_path)
-    _configure(database, tmp_path, {"mixer.windows": "daily 02:00-04:00"})
+    recording_id, _ = captured_session(database)
+    two_tones(tmp_path)
+    configure(database, tmp_path, {"mixer.windows": "daily 02:00-04:00"})
     noon = datetime(2023, 11, 15, 12, 0, tzinfo=UTC).timestamp()
 
     assert _run(database, tmp_path, recording_id, now=noon) == "deferred"
@@ -364,9 +279,9 @@ def test_outside_the_mixer_window_the_recording_waits(database: Database, tmp_pa
 
 
 def test_an_operator_can_run_it_outside_the_window(database: Database, tmp_path: Path) -> None:
-    recording_id, _ = _session(database)
-    _two_tones(tmp_path)
-    _configure(database, tmp_path, {"mixer.windows": "daily 02:00-04:00"})
+    recording_id, _ = captured_session(database)
+    two_tones(tmp_path)
+    configure(database, tmp_path, {"mixer.windows": "daily 02:00-04:00"})
     noon = datetime(2023, 11, 15, 12, 0, tzinfo=UTC).timestamp()
     assert _run(database, tmp_path, recording_id, now=noon, force=True) == "ready"
 
@@ -377,13 +292,15 @@ def test_an_operator_can_run_it_outside_the_window(database: Database, tmp_path:
 def test_loss_pause_late_start_and_dtmf_reach_the_player(
     database: Database, tmp_path: Path
 ) -> None:
-    recording_id, segment_id = _session(database, seconds=6.0)
+    recording_id, segment_id = captured_session(database, seconds=6.0)
     t0 = START + 0.5
-    left = [p for p in _tone_packets(500, t0=t0, seconds=5.0) if not 2.0 <= p.arrival - t0 < 2.5]
-    right = _tone_packets(1500, t0=START + 2.0, seconds=3.0, ssrc=2)  # starts late
+    left = [p for p in tone_packets(500, t0=t0, seconds=5.0) if not 2.0 <= p.arrival - t0 < 2.5]
+    right = tone_packets(1500, t0=START + 2.0, seconds=3.0, ssrc=2)  # starts late
     right = [p for p in right if not 3.0 <= p.arrival - START < 4.0]
     dtmf = payloads.dtmf_packets("42", t0=START + 1.0, ssrc=1, payload_type=101, seq0=60000)
-    _capture(tmp_path, {PORTS[0]: sorted(left + dtmf, key=lambda p: p.arrival), PORTS[1]: right})
+    write_session_capture(
+        tmp_path, {PORTS[0]: sorted(left + dtmf, key=lambda p: p.arrival), PORTS[1]: right}
+    )
 
     def pause_right(s: Any) -> None:
         from callvault.db.models import PausedInterval
@@ -401,10 +318,10 @@ def test_loss_pause_late_start_and_dtmf_reach_the_player(
         )
 
     database.write(pause_right)
-    _configure(database, tmp_path, {"recording.format": "wav"})
+    configure(database, tmp_path, {"recording.format": "wav"})
     assert _run(database, tmp_path, recording_id) == "ready"
     recording = _recording(database, recording_id)
-    _, rate, pcm = _decode(tmp_path / str(recording.path))
+    _, rate, pcm = decode_file(tmp_path / str(recording.path))
 
     def quiet(channel: int, a: float, b: float) -> bool:
         return bool(np.abs(pcm[channel, int(a * rate) : int(b * rate)]).max() == 0)
@@ -425,16 +342,16 @@ def test_loss_pause_late_start_and_dtmf_reach_the_player(
 def test_a_transferred_call_is_stitched_on_its_timeline(database: Database, tmp_path: Path) -> None:
     # Two recording sessions of one call (the same Cisco GUID and Session-ID): the
     # second starts a second after the first ended, on other ports, in its own capture.
-    first, _ = _session(database)
-    second, _ = _session(
+    first, _ = captured_session(database)
+    second, _ = captured_session(
         database, start=START + 4.0, first_port=30004, capture="captures/second.pcap"
     )
-    _two_tones(tmp_path)
+    two_tones(tmp_path)
     payloads.write_capture(
         tmp_path / "captures" / "second.pcap",
         [
-            (SBC, (RECORDER, 30004), _tone_packets(700, t0=START + 4.5, ssrc=3)),
-            (SBC, (RECORDER, 30006), _tone_packets(1500, t0=START + 4.5, ssrc=4)),
+            (SBC, (RECORDER, 30004), tone_packets(700, t0=START + 4.5, ssrc=3)),
+            (SBC, (RECORDER, 30006), tone_packets(1500, t0=START + 4.5, ssrc=4)),
         ],
     )
     assert _run(database, tmp_path, first) == "ready"
@@ -450,14 +367,14 @@ def test_a_transferred_call_is_stitched_on_its_timeline(database: Database, tmp_
     assert whole is not None and whole.state == "ready" and whole.segment_id is None
     assert (whole.channels, whole.duration_s) == (2, 7.0)
     assert [(s["start"], s["end"]) for s in whole.analysis["segments"]] == [(0.0, 3.0), (4.0, 7.0)]
-    _, rate, pcm = _decode(tmp_path / str(whole.path))
+    _, rate, pcm = decode_file(tmp_path / str(whole.path))
 
     def tone(channel: int, a: float, b: float) -> float:
-        return round(_peak(pcm[channel, int(a * rate) : int(b * rate)], rate), -1)
+        return round(peak(pcm[channel, int(a * rate) : int(b * rate)], rate), -1)
 
     assert (tone(0, 1.0, 2.0), tone(1, 1.0, 2.0)) == (500, 1500)
     assert (tone(0, 5.0, 6.0), tone(1, 5.0, 6.0)) == (700, 1500)
-    assert _level_db(pcm[:, int(3.1 * rate) : int(3.9 * rate)]) < -60  # between the segments
+    assert level_db(pcm[:, int(3.1 * rate) : int(3.9 * rate)]) < -60  # between the segments
     # Made once: a re-delivered job of either segment does not make it again.
     assert _run(database, tmp_path, second) == "skipped"
     assert database.read(stitched).id == whole.id

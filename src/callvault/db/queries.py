@@ -230,14 +230,19 @@ def _recording_json(recording: Recording) -> dict[str, Any]:
     }
 
 
-def recordings_due(session: Session, now: datetime) -> list[int]:
-    """Recordings whose mixer window has opened (``not_before`` reached), oldest first."""
-    statement = (
-        select(Recording.id)
-        .where(Recording.state == "waiting", Recording.not_before <= now)
-        .order_by(Recording.not_before, Recording.id)
+def recordings_due(session: Session, now: datetime, *, window_open: bool = False) -> list[int]:
+    """Recordings waiting for a mixer window that may start now, oldest first.
+
+    ``not_before`` says when the window was due to open; ``window_open`` (the windows in
+    force now say the mixer may run) also takes those whose time is still to come, so a
+    change of ``mixer.windows`` applies to recordings already waiting.
+    """
+    statement = select(Recording.id).where(
+        Recording.state == "waiting", Recording.not_before.is_not(None)
     )
-    return list(session.scalars(statement))
+    if not window_open:
+        statement = statement.where(Recording.not_before <= now)
+    return list(session.scalars(statement.order_by(Recording.not_before, Recording.id)))
 
 
 def calls_as_json(session: Session, *, limit: int | None = None) -> list[dict[str, Any]]:

@@ -65,6 +65,7 @@ class _Output:
     final: Path  # absolute path of the file to write
     relative: str
     file_name: str
+    previous: str | None  # the file an earlier run made (a remake in another format)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,8 @@ def finalize_recording(
         database.write(lambda s: _fail(s, ids, error))
         return "failed"
     database.write(lambda s: _commit(s, claim, results))
+    made = {output.relative for output in claim.outputs}
+    remove_replaced(data_dir, [o.previous for o in claim.outputs if o.previous not in made])
     if claim.policy.stitch == "transfers":
         stitch.stitch_if_complete(database, data_dir, claim.call_id, base, moment)
     return "ready"
@@ -243,7 +246,7 @@ def _reserve(
             name=_agent_name(named),
             data_dir=data_dir,
         )
-        outputs.append(_Output(row.id, plan, data_dir / relative, relative, file_name))
+        outputs.append(_Output(row.id, plan, data_dir / relative, relative, file_name, row.path))
     return tuple(outputs)
 
 
@@ -383,6 +386,14 @@ def apply_artifact(
     row.analysis = artifact.analysis
     row.error = None
     row.ready_at = datetime.now(UTC)
+
+
+def remove_replaced(data_dir: Path, paths: list[str | None]) -> None:
+    """Delete files an earlier run made under another name, now that the new ones are
+    committed (a remake in another format must not leave the old file behind)."""
+    for relative in paths:
+        if relative:
+            (data_dir / relative).unlink(missing_ok=True)
 
 
 def _fail(db: Session, recording_ids: list[int], error: str) -> None:

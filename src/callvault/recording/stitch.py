@@ -38,7 +38,7 @@ from callvault.media.decoders import UnsupportedCodec
 from callvault.media.encode import EncodeError
 from callvault.media.session import StreamSource, decode_stream, mix, read_capture, stream_rate
 from callvault.recording.artifact import party_talk, write_artifact
-from callvault.recording.finalize import apply_artifact, stream_sources
+from callvault.recording.finalize import apply_artifact, remove_replaced, stream_sources
 from callvault.recording.layout import OutputPlan, Party, parties_of, phone_number, plan_outputs
 from callvault.recording.policy import RecordingPolicy, policy_from
 from callvault.rtp.pcap import PcapError
@@ -75,6 +75,7 @@ class _StitchJob:
     file_name: str
     policy: RecordingPolicy
     channels: int
+    previous: str | None
 
 
 def _load_call(db: Session, call_id: int) -> Call | None:
@@ -183,6 +184,8 @@ def make_stitched(
         row.channel_map = _channel_map(claim)
 
     database.write(commit)
+    if claim.previous != claim.relative:
+        remove_replaced(data_dir, [claim.previous])
     return "ready"
 
 
@@ -247,6 +250,7 @@ def _claim(
         file_name=file_name,
         policy=policy,
         channels=1 if layout == "mono" else 2,
+        previous=row.path,
     )
 
 

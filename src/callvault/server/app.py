@@ -19,12 +19,14 @@ from typing import Any
 
 import uvicorn
 import uvloop
+from sqlalchemy.orm import Session
 
 from callvault.config import ConfigError, Settings
 from callvault.db import Database
 from callvault.db.queries import recordings_due
 from callvault.jobs.local import LocalJobRunner
 from callvault.logs import configure_logging
+from callvault.recording.policy import policy_from
 from callvault.recording.recovery import recover_interrupted
 from callvault.recording.srs import SessionRecordingServer, SrsLimits
 from callvault.recording.store import SessionStore
@@ -39,7 +41,7 @@ from callvault.sip.transaction import TransactionLayer
 log = logging.getLogger("callvault.server")
 
 #: Seconds between looks for recordings whose mixer window has opened.
-SCHEDULER_INTERVAL = 15.0
+SCHEDULER_INTERVAL = 5.0
 
 
 def run(settings: Settings) -> int:
@@ -150,10 +152,14 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    def due(session: Session, now: datetime) -> list[int]:
+        policy = policy_from(effective_settings(session, settings))
+        open_now = policy.wait_until(now.timestamp()) is None
+        return recordings_due(session, now, window_open=open_now)
+
     async def schedule_due() -> None:
         """Enqueue recordings whose mixer window has opened (mixer.windows)."""
-        now = datetime.now(UTC)
-        for recording_id in await store.run(recordings_due, now):
+        for recording_id in await store.run(due, datetime.now(UTC)):
             jobs.enqueue_finalize(recording_id)
 
     periodic = [
