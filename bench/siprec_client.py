@@ -8,7 +8,9 @@ The answer's m-line ports are what the RTP sender needs. Everything is bounded:
 set-up is paced and windowed, every transaction gives up after ``TIMEOUT`` seconds.
 
 Not a general SIP stack (no TCP, no authentication, no route sets, no re-INVITE): the
-peer is callvault on loopback. The media itself is sent by ``bench/sender.c``.
+peer is callvault on loopback. The media itself is sent by ``bench/sender.c`` (load) or
+by ``bench/quality.py``, which also picks each call's codec (``MediaOffer``) and the
+participants named in its metadata.
 """
 
 from __future__ import annotations
@@ -33,6 +35,21 @@ _TO_TAG = re.compile(rb"^(?:To|t)[ \t]*:[^\r\n]*;[ \t]*tag=([^;>\s]+)", re.M | r
 _M_AUDIO = re.compile(rb"^m=audio (\d+) ", re.M)
 
 
+@dataclass(frozen=True)
+class MediaOffer:
+    """The one payload type both m-lines offer (default: PCMU, what load.py sends)."""
+
+    payload_type: int = 0
+    rtpmap: str = "PCMU/8000"
+    fmtp: str | None = None
+
+
+PCMU = MediaOffer()
+
+#: (AOR, display name) of the party sending stream label 1, then label 2.
+Parties = tuple[tuple[str, str], tuple[str, str]]
+
+
 @dataclass
 class BenchCall:
     """One recording session as the client sees it."""
@@ -52,10 +69,16 @@ class BenchCall:
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     bye_done: asyncio.Event = field(default_factory=asyncio.Event)
     provisional: bool = False
+    offer: MediaOffer = PCMU
+    parties: Parties | None = None
 
 
-def _metadata(index: int, session_id: str) -> str:
+def _metadata(index: int, session_id: str, parties: Parties | None = None) -> str:
     """RFC 7865 metadata: two participants, each sending one of the two streams."""
+    (aor_a, name_a), (aor_b, name_b) = parties or (
+        (f"sip:agent-{index}@pbx.test", f"Agent {index}"),
+        (f"sip:+1555{index:07d}@carrier.test", "Customer"),
+    )
     return "\r\n".join(
         [
             '<?xml version="1.0" encoding="UTF-8"?>',
@@ -63,10 +86,10 @@ def _metadata(index: int, session_id: str) -> str:
             "<datamode>complete</datamode>",
             f'<session session_id="{session_id}">',
             "<start-time>2026-01-01T00:00:00Z</start-time></session>",
-            f'<participant participant_id="cA{index}"><nameID aor="sip:agent-{index}@pbx.test">'
-            f'<name xml:lang="en">Agent {index}</name></nameID></participant>',
-            f'<participant participant_id="cB{index}"><nameID aor="sip:+1555{index:07d}@'
-            'carrier.test"><name xml:lang="en">Customer</name></nameID></participant>',
+            f'<participant participant_id="cA{index}"><nameID aor="{aor_a}">'
+            f'<name xml:lang="en">{name_a}</name></nameID></participant>',
+            f'<participant participant_id="cB{index}"><nameID aor="{aor_b}">'
+            f'<name xml:lang="en">{name_b}</name></nameID></participant>',
             f'<stream stream_id="sA{index}" session_id="{session_id}"><label>1</label></stream>',
             f'<stream stream_id="sB{index}" session_id="{session_id}"><label>2</label></stream>',
             f'<participantstreamassoc participant_id="cA{index}"><send>sA{index}</send>'
@@ -78,15 +101,14 @@ def _metadata(index: int, session_id: str) -> str:
     )
 
 
-def _sdp(local_ip: str, media_port: int) -> str:
+def _sdp(local_ip: str, media_port: int, offer: MediaOffer = PCMU) -> str:
     lines = ["v=0", f"o=SRC 4242 1 IN IP4 {local_ip}", "s=-", f"c=IN IP4 {local_ip}", "t=0 0"]
+    pt = offer.payload_type
     for offset, label in ((0, "1"), (2, "2")):
-        lines += [
-            f"m=audio {media_port + offset} RTP/AVP 0",
-            "a=rtpmap:0 PCMU/8000",
-            "a=sendonly",
-            f"a=label:{label}",
-        ]
+        lines += [f"m=audio {media_port + offset} RTP/AVP {pt}", f"a=rtpmap:{pt} {offer.rtpmap}"]
+        if offer.fmtp:
+            lines.append(f"a=fmtp:{pt} {offer.fmtp}")
+        lines += ["a=sendonly", f"a=label:{label}"]
     return "\r\n".join(lines) + "\r\n"
 
 
@@ -178,12 +200,12 @@ class SiprecClient(asyncio.DatagramProtocol):
                 f"--{BOUNDARY}",
                 "Content-Type: application/sdp",
                 "",
-                _sdp(self.local[0], self.media_port),
+                _sdp(self.local[0], self.media_port, call.offer),
                 f"--{BOUNDARY}",
                 "Content-Type: application/rs-metadata+xml",
                 "Content-Disposition: recording-session",
                 "",
-                _metadata(call.index, session_id),
+                _metadata(call.index, session_id, call.parties),
                 f"--{BOUNDARY}--",
                 "",
             ]
@@ -232,8 +254,11 @@ class SiprecClient(asyncio.DatagramProtocol):
         self.transport.sendto(data, self.server)
 
     # -- transactions -------------------------------------------------------------------
-    def new_call(self, index: int) -> BenchCall:
+    def new_call(
+        self, index: int, *, offer: MediaOffer = PCMU, parties: Parties | None = None
+    ) -> BenchCall:
         call = BenchCall(index, f"bench-{self.run_id}-{index}@127.0.0.1", f"t{index}x{self.run_id}")
+        call.offer, call.parties = offer, parties
         call.invite = self.build_invite(call)
         self.calls[call.call_id] = call
         return call

@@ -23,6 +23,7 @@ from callvault.db.queries import recordings_due
 from callvault.recording.finalize import finalize_recording
 from tests.media import payloads
 from tests.recording.golden import (
+    CUBE,
     PORTS,
     RECORDER,
     SBC,
@@ -378,3 +379,30 @@ def test_a_transferred_call_is_stitched_on_its_timeline(database: Database, tmp_
     # Made once: a re-delivered job of either segment does not make it again.
     assert _run(database, tmp_path, second) == "skipped"
     assert database.read(stitched).id == whole.id
+
+
+def test_an_unreadable_capture_fails_with_the_reason(database: Database, tmp_path: Path) -> None:
+    recording_id, _ = captured_session(database)
+    capture = tmp_path / "captures" / f"{CUBE}.pcap"
+    capture.parent.mkdir(parents=True)
+    capture.write_bytes(b"this is not a pcap file at all")
+    assert _run(database, tmp_path, recording_id) == "failed"
+    recording = _recording(database, recording_id)
+    assert recording.state == "failed"
+    assert recording.error is not None and recording.error.startswith("PcapError: bad pcap magic")
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_a_bug_marks_the_recording_failed_not_processing(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recording_id, _ = captured_session(database)
+    two_tones(tmp_path)
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("mixer exploded")
+
+    monkeypatch.setattr("callvault.recording.finalize.mix", broken)
+    assert _run(database, tmp_path, recording_id) == "failed"
+    recording = _recording(database, recording_id)
+    assert recording.error == "internal error: RuntimeError: mixer exploded"

@@ -110,11 +110,10 @@ def finalize_recording(
         return claim
     try:
         results = _work(claim)
-    except (UnsupportedCodec, EncodeError, PcapError, OSError, ValueError) as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        log.error("recording %d failed: %s", recording_id, error)
+    except Exception as exc:
+        error = describe_failure(f"recording {recording_id}", exc)
         ids = [o.recording_id for o in claim.outputs] or [recording_id]
-        database.write(lambda s: _fail(s, ids, error))
+        database.write(lambda s: fail_recordings(s, ids, error))
         return "failed"
     database.write(lambda s: _commit(s, claim, results))
     made = {output.relative for output in claim.outputs}
@@ -396,7 +395,26 @@ def remove_replaced(data_dir: Path, paths: list[str | None]) -> None:
             (data_dir / relative).unlink(missing_ok=True)
 
 
-def _fail(db: Session, recording_ids: list[int], error: str) -> None:
+_BAD_INPUT = (UnsupportedCodec, EncodeError, PcapError, OSError, ValueError)
+
+
+def describe_failure(what: str, exc: Exception) -> str:
+    """The error stored on a failed recording; logged, with a traceback for a bug.
+
+    Anything else than bad input (a capture that cannot be read, a format that cannot
+    take this audio) is a bug: the row says so too, instead of staying ``processing``
+    and looking like work in progress for ever.
+    """
+    if isinstance(exc, _BAD_INPUT):
+        error = f"{type(exc).__name__}: {exc}"
+        log.error("%s failed: %s", what, error)
+    else:
+        error = f"internal error: {type(exc).__name__}: {exc}"
+        log.exception("%s failed: %s", what, error)
+    return error
+
+
+def fail_recordings(db: Session, recording_ids: list[int], error: str) -> None:
     for recording_id in recording_ids:
         recording = db.get(Recording, recording_id)
         if recording is not None:

@@ -34,14 +34,17 @@ from sqlalchemy.orm import Session, selectinload
 from callvault.config import Settings
 from callvault.db import Database
 from callvault.db.models import Call, Recording, Segment, Stream, StreamParticipant
-from callvault.media.decoders import UnsupportedCodec
-from callvault.media.encode import EncodeError
 from callvault.media.session import StreamSource, decode_stream, mix, read_capture, stream_rate
 from callvault.recording.artifact import party_talk, write_artifact
-from callvault.recording.finalize import apply_artifact, remove_replaced, stream_sources
+from callvault.recording.finalize import (
+    apply_artifact,
+    describe_failure,
+    fail_recordings,
+    remove_replaced,
+    stream_sources,
+)
 from callvault.recording.layout import OutputPlan, Party, parties_of, phone_number, plan_outputs
 from callvault.recording.policy import RecordingPolicy, policy_from
-from callvault.rtp.pcap import PcapError
 from callvault.runtime_settings import effective_settings
 
 __all__ = ["make_stitched", "request_stitch", "stitch_if_complete"]
@@ -164,16 +167,9 @@ def make_stitched(
         return claim
     try:
         artifact = _work(claim)
-    except (UnsupportedCodec, EncodeError, PcapError, OSError, ValueError) as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        log.error("stitched recording %d failed: %s", recording_id, error)
-
-        def fail(db: Session) -> None:
-            row = db.get(Recording, recording_id)
-            if row is not None:
-                row.state, row.error = "failed", error
-
-        database.write(fail)
+    except Exception as exc:
+        error = describe_failure(f"stitched recording {recording_id}", exc)
+        database.write(lambda s: fail_recordings(s, [recording_id], error))
         return "failed"
 
     def commit(db: Session) -> None:
