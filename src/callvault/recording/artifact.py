@@ -9,6 +9,7 @@ of the file.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,15 +89,7 @@ def write_artifact(
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    encoded = EncodedFile(
-        path=final,
-        size_bytes=encoded.size_bytes,
-        sha256=encoded.sha256,
-        duration_s=encoded.duration_s,
-        channels=encoded.channels,
-        sample_rate=encoded.sample_rate,
-        codec=encoded.codec,
-    )
+    encoded = dataclasses.replace(encoded, path=final)
     duration = pcm.shape[1] / sample_rate if sample_rate else 0.0
     peaks = waveform_peaks(pcm, sample_rate, PEAKS_PER_SECOND)
     analysis: dict[str, Any] = {
