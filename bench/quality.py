@@ -60,12 +60,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
 import numpy.typing as npt
 import soundfile
+from av.audio.codeccontext import AudioCodecContext
 from pesq import PesqError, pesq
 
 BENCH = Path(__file__).resolve().parent
@@ -189,9 +190,9 @@ class Run:
 
 def decode_payloads(codec: Codec, stream: payloads.EncodedStream) -> Audio:
     """What the far end hears: every payload decoded in order by FFmpeg, at codec.rate."""
-    context = av.CodecContext.create(codec.decoder, "r")
-    context.sample_rate = codec.decoder_rate or codec.rate  # type: ignore[attr-defined]
-    context.layout = "mono"  # type: ignore[attr-defined]
+    context = cast(AudioCodecContext, av.CodecContext.create(codec.decoder, "r"))
+    context.sample_rate = codec.decoder_rate or codec.rate
+    context.layout = "mono"
     frames = [f for p in stream.payloads for f in context.decode(av.Packet(p))]
     frames += context.decode(None)
     pcm = np.concatenate([np.asarray(f.to_ndarray()).reshape(-1) for f in frames])
@@ -328,11 +329,13 @@ def measure(run: Run, path: Path) -> None:
         channel = audio[min(max(party.channel, 0), len(audio) - 1)]
         lags.append(find_lag(channel, run.sent[k]))
         party.lag_ms = 1000 * lags[k] / rate
-        for name, reference in (("sent", run.sent[k]), ("orig", run.scenario.tracks[k])):
-            degraded = channel[lags[k] : lags[k] + len(reference)]
+        for name, reference in (("sent", run.sent[k]), ("orig", run.scenario.tracks[k] * 1.0)):
+            # Each reference aligned on its own: "orig" is ahead of "sent" by the codec delay.
+            lag = lags[k] if name == "sent" else find_lag(channel, reference)
+            degraded = channel[lag : lag + len(reference)]
             degraded = np.pad(degraded, (0, len(reference) - len(degraded)))
             for mode in ("nb", "wb") if rate == 16000 else ("nb",):
-                party.scores[f"{mode} {name}"] = score(reference * 1.0, degraded, rate, mode)
+                party.scores[f"{mode} {name}"] = score(reference, degraded, rate, mode)
     if any(run.scenario.alone) and min(p.channel for p in run.parties) >= 0:
         directions = []
         for k, intervals in enumerate(run.scenario.alone):
@@ -442,7 +445,7 @@ def make_runs(codecs: list[str], sentences: int, workdir: Path) -> list[Run]:
             [say(formats.AGENT_VOICE, t, rate, workdir) for t in formats.AGENT[:sentences]],
             [say(formats.CALLER_VOICE, t, rate, workdir) for t in formats.CALLER[:sentences]],
         )
-    runs = []
+    runs: list[Run] = []
     for key in codecs:
         codec = CODECS[key]
         agent, customer = speech[codec.rate]
@@ -527,11 +530,12 @@ def targets(runs: list[Run], checked: bool) -> str:
         "| --- | ---: | --- | --- |",
     ]
     for label, value, limit, sign, digits in rows:
-        wanted = "—" if not sign else f"{'>=' if sign > 0 else '<='} {limit:g}"
+        wanted = "—" if not sign else f"{'>=' if sign > 0 else '<='} {limit:.{min(digits, 1)}f}"
         met = "—" if not sign or math.isnan(value) else "n/a: settings changed"
         if checked and met != "—":
             met = "yes" if sign * (value - limit) >= 0 else "**NO**"
-        lines.append(f"| {label} | {number(value, digits)} | {wanted} | {met} |")
+        shown = isolation(value) if "isolation" in label else number(value, digits)
+        lines.append(f"| {label} | {shown} | {wanted} | {met} |")
     return "\n".join(lines)
 
 

@@ -7,16 +7,27 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlalchemy.orm import Session
 
 from callvault.db import (
+    ApiToken,
+    AuditEvent,
     Call,
+    CallGroup,
     CallKey,
+    Group,
     MetadataEvent,
     Participant,
     PausedInterval,
     Recording,
+    SavedFilter,
     Segment,
     Setting,
+    ShareLink,
     Stream,
     StreamParticipant,
+    User,
+    UserGroup,
+    Webhook,
+    WebhookDelivery,
+    WebSession,
 )
 
 T0 = datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)
@@ -43,6 +54,8 @@ def add_full_call(session: Session) -> Call:
         direction="inbound",
         state="ended",
         created_at=at(0.01),
+        duration_s=60.5,
+        search_text="sip:alice@example.com alice",
     )
     CallKey(call=call, kind="x-broadworks-correlation-info", value="corr-1", created_at=at(0))
     segment = Segment(
@@ -67,6 +80,7 @@ def add_full_call(session: Session) -> Call:
         segment=segment,
         participant_key="srfBElmCRp2QB23b7Mpk0w==",
         aor="sip:alice@example.com",
+        address="alice",
         name="Alice",
         associated_at=at(0),
         disassociated_at=at(60),
@@ -79,6 +93,7 @@ def add_full_call(session: Session) -> Call:
         segment=segment,
         participant_key="zSfPoSvdSDCmU3A3TRDxAw==",
         aor="sip:bob@example.net",
+        address="bob",
         name="Bob",
         associated_at=at(0),
         disassociated_at=at(60),
@@ -163,4 +178,112 @@ def add_full_call(session: Session) -> Call:
     session.add(call)
     session.add(Setting(name="recording.format", value="ogg", updated_by="admin", updated_at=at(1)))
     session.flush()
+    _add_people(session, call)
     return call
+
+
+def _add_people(session: Session, call: Call) -> None:
+    """Users, groups and everything hanging off them, every column set."""
+    agents = Group(name="agents", created_at=at(0))
+    sales = Group(name="sales", created_at=at(0))
+    session.add_all([agents, sales])
+    session.flush()
+    user = User(
+        username="anna",
+        extension="2001",
+        display_name="Anna Agent",
+        email="anna@example.com",
+        timezone="Europe/Warsaw",
+        role="supervisor",
+        scope="primary_group",
+        password_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+        primary_group_id=agents.id,
+        addresses=["sip:anna@example.com"],
+        active=True,
+        failed_logins=1,
+        locked_until=at(90),
+        password_changed_at=at(2),
+        last_login_at=at(3),
+        created_at=at(0),
+    )
+    session.add(user)
+    session.flush()
+    recording = call.recordings[0]
+    session.add_all(
+        [
+            UserGroup(user_id=user.id, group_id=sales.id),
+            CallGroup(call_id=call.id, group_id=sales.id),
+            WebSession(
+                id="ab" * 32,
+                user_id=user.id,
+                csrf_token="cd" * 32,
+                created_at=at(4),
+                last_seen_at=at(5),
+                expires_at=at(86400),
+                ip="192.0.2.50",
+                user_agent="Mozilla/5.0",
+            ),
+            ApiToken(
+                user_id=user.id,
+                name="crm",
+                prefix="cvt_ab12",
+                token_hash="ef" * 32,
+                scopes=["calls:read", "recordings:read"],
+                created_at=at(6),
+                last_used_at=at(7),
+                expires_at=at(86400 * 30),
+                revoked_at=at(8),
+            ),
+            SavedFilter(
+                user_id=user.id, name="long calls", query="min_duration=60", created_at=at(9)
+            ),
+            AuditEvent(
+                at=at(10),
+                user_id=user.id,
+                actor="anna",
+                action="recording.play",
+                target_type="recording",
+                target_id=str(recording.id),
+                ip="192.0.2.50",
+                detail={"range": "bytes=0-"},
+            ),
+            ShareLink(
+                uid="5" * 32,
+                recording_id=recording.id,
+                call_id=call.id,
+                created_by=user.id,
+                created_at=at(11),
+                expires_at=at(86400 * 7),
+                revoked_at=at(12),
+                passcode_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$cGFzcw",
+                uses=2,
+                last_used_at=at(13),
+            ),
+        ]
+    )
+    hook = Webhook(
+        url="https://crm.example.com/hooks/callvault",
+        secret="s3cret",
+        events=["recording.ready", "call.ended"],
+        description="CRM",
+        active=True,
+        created_at=at(14),
+    )
+    session.add(hook)
+    session.flush()
+    session.add(
+        WebhookDelivery(
+            webhook_id=hook.id,
+            event="recording.ready",
+            event_id="7" * 32,
+            payload={"recording": {"id": recording.id}},
+            state="delivered",
+            attempts=2,
+            next_attempt_at=at(15),
+            last_status=204,
+            last_error="HTTP 503 on the first attempt",
+            created_at=at(14),
+            delivered_at=at(16),
+        )
+    )
+    session.flush()

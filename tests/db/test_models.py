@@ -11,18 +11,29 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from callvault.db import (
+    ApiToken,
+    AuditEvent,
     Base,
     Call,
+    CallGroup,
     CallKey,
     Database,
+    Group,
     MetadataEvent,
     Participant,
     PausedInterval,
     Recording,
+    SavedFilter,
     Segment,
     Setting,
+    ShareLink,
     Stream,
     StreamParticipant,
+    User,
+    UserGroup,
+    Webhook,
+    WebhookDelivery,
+    WebSession,
     utcnow,
 )
 from tests.db.builders import RAW_METADATA, T0, add_full_call
@@ -38,7 +49,33 @@ ALL_MODELS: list[type[Base]] = [
     MetadataEvent,
     Recording,
     Setting,
+    Group,
+    User,
+    UserGroup,
+    CallGroup,
+    WebSession,
+    ApiToken,
+    SavedFilter,
+    AuditEvent,
+    ShareLink,
+    Webhook,
+    WebhookDelivery,
 ]
+
+# What outlives a call: settings, people and their things belong to the installation;
+# the audit log is append-only. Share links and the call's group tag go with the call.
+KEPT: dict[type[Base], int] = {
+    Setting: 1,
+    Group: 2,
+    User: 1,
+    UserGroup: 1,
+    WebSession: 1,
+    ApiToken: 1,
+    SavedFilter: 1,
+    AuditEvent: 1,
+    Webhook: 1,
+    WebhookDelivery: 1,
+}
 
 Snapshot = dict[tuple[str, tuple[Any, ...]], dict[str, Any]]
 
@@ -72,7 +109,7 @@ def _count(session: Session, model: type[Base]) -> int:
 
 def test_all_models_are_covered() -> None:
     assert {m.__name__ for m in ALL_MODELS} == {m.class_.__name__ for m in Base.registry.mappers}
-    assert len(ALL_MODELS) == 10
+    assert len(ALL_MODELS) == 21
 
 
 def test_every_model_round_trips(database: Database) -> None:
@@ -80,7 +117,7 @@ def test_every_model_round_trips(database: Database) -> None:
 
     # One row per model, and the builder left no column unset: all of them are exercised.
     assert sorted(name for name, _ in written) == sorted(
-        [m.__name__ for m in ALL_MODELS] + ["Participant", "StreamParticipant"]
+        [m.__name__ for m in ALL_MODELS] + ["Participant", "StreamParticipant", "Group"]
     )
     for (name, _), columns in written.items():
         unset = [key for key, value in columns.items() if value is None]
@@ -174,8 +211,7 @@ def test_delete_call_cascades_to_everything(database: Database) -> None:
     call_id = database.write(lambda s: add_full_call(s).id)
     database.write(lambda s: s.delete(s.get_one(Call, call_id)))
     counts = database.read(lambda s: {m.__name__: _count(s, m) for m in ALL_MODELS})
-    # Settings belong to the installation, not to a call.
-    assert counts == {m.__name__: 1 if m is Setting else 0 for m in ALL_MODELS}
+    assert counts == {m.__name__: KEPT.get(m, 0) for m in ALL_MODELS}
 
 
 def test_delete_cascades_in_the_database_itself(database: Database) -> None:
@@ -184,8 +220,7 @@ def test_delete_cascades_in_the_database_itself(database: Database) -> None:
     database.write(add_full_call)
     database.write(lambda s: s.execute(delete(Call)))
     counts = database.read(lambda s: {m.__name__: _count(s, m) for m in ALL_MODELS})
-    # Settings belong to the installation, not to a call.
-    assert counts == {m.__name__: 1 if m is Setting else 0 for m in ALL_MODELS}
+    assert counts == {m.__name__: KEPT.get(m, 0) for m in ALL_MODELS}
 
 
 def test_deleting_a_segment_alone_keeps_its_recording(database: Database) -> None:

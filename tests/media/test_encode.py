@@ -500,3 +500,14 @@ def test_extension_and_mime_type(name: str, extension: str, mime: str, browser: 
 def test_default_format_is_12_kbits_per_channel_at_complexity_6() -> None:
     fmt = OutputFormat("ogg", "opus")
     assert (fmt.opus_bitrate, fmt.opus_complexity) == (12, 6)
+
+
+def test_a_long_vorbis_recording_is_written_in_bounded_chunks(tmp_path: Path) -> None:
+    # Five minutes of stereo in one write: libsndfile's Vorbis writer used to need stack
+    # in proportion to one call's frames and killed the process past about 4.4 minutes.
+    pcm = np.zeros((2, 5 * 60 * 8000), np.int16)
+    pcm[0, ::80] = 1000
+    result = encode_file(tmp_path / "long.ogg", pcm, 8000, OutputFormat("ogg", "vorbis"))
+    assert result.duration_s == 300.0
+    with av.open(str(tmp_path / "long.ogg")) as container:
+        assert container.streams.audio[0].codec_context.name == "vorbis"

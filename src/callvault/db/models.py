@@ -17,28 +17,25 @@ Conventions:
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    DateTime,
-    Dialect,
     Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+
+from callvault.db.base import Base, UTCDateTime, check_choice, new_uid, utcnow
 
 __all__ = [
     "CALL_STATES",
@@ -74,78 +71,25 @@ RECORDING_KINDS = frozenset({"segment", "call", "participant"})
 PAUSE_REASONS = frozenset({"inactive", "hold", "port0"})
 STREAM_ROLES = frozenset({"send", "recv"})
 
-# Deterministic constraint names: later migrations can drop or alter a constraint by
-# name on PostgreSQL, and SQLite batch migrations need names to rebuild tables.
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def utcnow() -> datetime:
-    """The current time as an aware UTC datetime (the only kind the models accept)."""
-    return datetime.now(UTC)
-
-
-def new_uid() -> str:
-    """A random public identifier (uuid4 hex) that does not reveal row counts."""
-    return uuid.uuid4().hex
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp stored in UTC and always returned timezone-aware.
-
-    SQLite has no timezone-aware type: values are stored there as naive UTC text
-    (lexically ordered, so ``ORDER BY`` works) and tagged UTC again on the way out.
-    PostgreSQL stores ``timestamptz``; results are converted to UTC whatever the
-    session's ``TimeZone`` is.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value.isoformat()} given; use an aware UTC time")
-        value = value.astimezone(UTC)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-def _check_choice(field: str, value: str, choices: frozenset[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{field} must be one of {sorted(choices)}, not {value!r}")
-    return value
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime()}
-
 
 class Call(Base):
     """One customer interaction; groups the recording sessions (segments) it spans."""
 
     __tablename__ = "call"
-    __table_args__ = (Index("ix_call_started_at", "started_at"),)
+    __table_args__ = (
+        Index("ix_call_started_at", "started_at"),
+        Index("ix_call_duration_s", "duration_s"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uid: Mapped[str] = mapped_column(String(32), unique=True, default=new_uid)
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+    # ended_at - started_at, kept as a column so "longer than 60 s" is an index range.
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    # Every number, name and id of the call in one text (REQUIREMENTS A5: a value matched
+    # anywhere); indexed for substring search by FTS5 trigram (SQLite) or pg_trgm.
+    search_text: Mapped[str] = mapped_column(Text, default="")
     direction: Mapped[str | None] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -168,7 +112,7 @@ class Call(Base):
 
     @validates("state")
     def _validate_state(self, _key: str, value: str) -> str:
-        return _check_choice("Call.state", value, CALL_STATES)
+        return check_choice("Call.state", value, CALL_STATES)
 
     def __repr__(self) -> str:
         return f"<Call id={self.id} uid={self.uid} state={self.state}>"
@@ -253,7 +197,7 @@ class Segment(Base):
 
     @validates("state")
     def _validate_state(self, _key: str, value: str) -> str:
-        return _check_choice("Segment.state", value, SEGMENT_STATES)
+        return check_choice("Segment.state", value, SEGMENT_STATES)
 
     def __repr__(self) -> str:
         return f"<Segment id={self.id} call_id={self.call_id} state={self.state}>"
@@ -263,12 +207,18 @@ class Participant(Base):
     """A participant of a segment as described by the SIPREC metadata."""
 
     __tablename__ = "participant"
-    __table_args__ = (UniqueConstraint("segment_id", "participant_key"),)
+    __table_args__ = (
+        UniqueConstraint("segment_id", "participant_key"),
+        Index("ix_participant_address", "address"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     segment_id: Mapped[int] = mapped_column(ForeignKey("segment.id", ondelete="CASCADE"))
     participant_key: Mapped[str] = mapped_column(String)
     aor: Mapped[str | None] = mapped_column(String)
+    # The AOR's user part, lower case (``sip:2001@pbx`` -> ``2001``): what a user's
+    # extension or addresses are matched against to find their calls.
+    address: Mapped[str | None] = mapped_column(String)
     name: Mapped[str | None] = mapped_column(String)
     associated_at: Mapped[datetime | None]
     disassociated_at: Mapped[datetime | None]
@@ -362,7 +312,7 @@ class StreamParticipant(Base):
 
     @validates("role")
     def _validate_role(self, _key: str, value: str) -> str:
-        return _check_choice("StreamParticipant.role", value, STREAM_ROLES)
+        return check_choice("StreamParticipant.role", value, STREAM_ROLES)
 
 
 class PausedInterval(Base):
@@ -381,7 +331,7 @@ class PausedInterval(Base):
 
     @validates("reason")
     def _validate_reason(self, _key: str, value: str) -> str:
-        return _check_choice("PausedInterval.reason", value, PAUSE_REASONS)
+        return check_choice("PausedInterval.reason", value, PAUSE_REASONS)
 
 
 class MetadataEvent(Base):
@@ -468,11 +418,11 @@ class Recording(Base):
 
     @validates("state")
     def _validate_state(self, _key: str, value: str) -> str:
-        return _check_choice("Recording.state", value, RECORDING_STATES)
+        return check_choice("Recording.state", value, RECORDING_STATES)
 
     @validates("kind")
     def _validate_kind(self, _key: str, value: str) -> str:
-        return _check_choice("Recording.kind", value, RECORDING_KINDS)
+        return check_choice("Recording.kind", value, RECORDING_KINDS)
 
     def __repr__(self) -> str:
         return f"<Recording id={self.id} uid={self.uid} state={self.state}>"

@@ -206,14 +206,16 @@ def _call_json(call: Call) -> dict[str, Any]:
 
 
 def _recording_json(recording: Recording) -> dict[str, Any]:
+    made = recording.state == "ready"
     return {
         "id": recording.id,
         "uid": recording.uid,
         "kind": recording.kind,
         "segment_id": recording.segment_id,
         "participant_key": recording.participant_key,
-        "format": recording.format,
-        "codec": recording.codec,
+        # What the file is, once there is one (a waiting recording has no format yet).
+        "format": recording.format if made else None,
+        "codec": recording.codec if made else None,
         "channels": recording.channels,
         "sample_rate": recording.sample_rate,
         "duration_s": recording.duration_s,

@@ -161,6 +161,9 @@ class PyAVWriter:
             self._container.close()
 
 
+_SNDFILE_CHUNK = 65536  # frames per libsndfile call
+
+
 class SoundfileWriter:
     """libsndfile: Ogg Vorbis, and G.711 A-law / µ-law and GSM 6.10 in WAV."""
 
@@ -198,7 +201,11 @@ class SoundfileWriter:
 
     def write(self, pcm: Pcm) -> None:
         if self._resampler is None:
-            self._file.write(np.ascontiguousarray(pcm.T))
+            # libsndfile 1.2's Vorbis writer needs stack in proportion to the frames of
+            # one call (about 4 bytes each): a whole long recording in one write
+            # overflows the default 8 MiB stack and kills the process. Bounded chunks.
+            for start in range(0, pcm.shape[1], _SNDFILE_CHUNK):
+                self._file.write(np.ascontiguousarray(pcm[:, start : start + _SNDFILE_CHUNK].T))
             return
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm), format="s16", layout="mono")
         frame.sample_rate = self._input_rate

@@ -134,6 +134,8 @@ def _claim(
         return "skipped"
     if recording.state == "ready" and not force:
         return "skipped"
+    if gave_up(recording):
+        return "failed"
     policy = policy_from(effective_settings(db, base))
     if not force and (wait := policy.wait_until(now)) is not None:
         recording.state = "waiting"
@@ -175,6 +177,22 @@ def _claim(
         end=end,
         policy=policy,
     )
+
+
+#: Claims of a recording whose job never got to record an outcome (its worker died, as a
+#: crash in native code does) before it is given up as failed.
+MAX_ATTEMPTS = 3
+
+
+def gave_up(recording: Recording) -> bool:
+    """Mark a recording failed when its earlier jobs kept dying; True if it was."""
+    if recording.state != "processing" or recording.attempts < MAX_ATTEMPTS:
+        return False
+    recording.state = "failed"
+    recording.error = (
+        f"given up after {recording.attempts} attempts: the job died each time (see the server log)"
+    )
+    return True
 
 
 def stream_sources(streams: list[Stream]) -> tuple[StreamSource, ...]:

@@ -39,6 +39,7 @@ def recover_interrupted(db: Session, now: float, data_dir: Path) -> list[int]:
         if all(s.state != "active" for s in call.segments):
             call.state = "ended"
             call.ended_at = max((s.ended_at for s in call.segments if s.ended_at), default=ended)
+            call.duration_s = round((call.ended_at - call.started_at).total_seconds(), 3)
         if segment.streams and not segment.recordings:
             recording = Recording(call_id=call.id, segment_id=segment.id, state="waiting")
             db.add(recording)

@@ -40,6 +40,7 @@ from callvault.recording.finalize import (
     apply_artifact,
     describe_failure,
     fail_recordings,
+    gave_up,
     remove_replaced,
     stream_sources,
 )
@@ -191,6 +192,8 @@ def _claim(
     row = db.get(Recording, recording_id)
     if row is None or row.kind != "call":
         return "skipped"
+    if gave_up(row):
+        return "failed"
     policy = policy_from(effective_settings(db, base))
     if not force and (wait := policy.wait_until(now)) is not None:
         row.state, row.not_before = "waiting", wait

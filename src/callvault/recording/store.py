@@ -30,6 +30,8 @@ from callvault.db.models import (
     StreamParticipant,
 )
 from callvault.db.queries import find_or_create_call
+from callvault.db.search import refresh_search_text
+from callvault.recording.layout import user_part
 from callvault.rtp.stats import StreamStatsSnapshot
 from callvault.sdp.answer import StreamChoice
 from callvault.sip.events import Peer
@@ -159,6 +161,8 @@ def create_segment(db: Session, new: NewSegment) -> SegmentIds:
     db.flush()
     stream_ids = add_streams(db, segment.id, new.streams, new.started_at)
     record_metadata(db, segment.id, request, new.offer, metadata, new.started_at)
+    db.flush()
+    refresh_search_text(db, call.id)  # the call's keys are searchable even without metadata
     return SegmentIds(call.id, segment.id, stream_ids)
 
 
@@ -219,6 +223,10 @@ def record_metadata(
     )
     if metadata is not None:
         _apply_participants(db, segment_id, metadata, wall)
+        segment = db.get(Segment, segment_id)
+        if segment is not None:
+            db.flush()
+            refresh_search_text(db, segment.call_id)
 
 
 def _apply_participants(
@@ -249,6 +257,7 @@ def _apply_participants(
             db.add(person)
             existing[item.participant_id] = person
         person.aor = item.aor
+        person.address = (user_part(item.aor) or "").lower() or None
         person.name = item.name
         if item.disassociate_time:
             person.disassociated_at = _parse_time(item.disassociate_time) or at(wall)
@@ -383,6 +392,7 @@ def end_segment(
     if all(s.state != "active" or s.id == segment_id for s in call.segments):
         call.state = "ended"
         call.ended_at = ended
+        call.duration_s = round((ended - call.started_at).total_seconds(), 3)
     if not segment.streams:
         segment.state = "metadata_only"
         return None

@@ -132,6 +132,7 @@ async def serve(settings: Settings) -> None:
             "callvault_sip_bad_messages": endpoint.bad_messages,
             "callvault_finalize_pending": jobs.pending,
             "callvault_finalize_failed": jobs.failed,
+            "callvault_finalize_worker_restarts": jobs.restarts,
             "callvault_disk_free_bytes": media.disk_free,
         }
 
@@ -159,6 +160,7 @@ async def serve(settings: Settings) -> None:
 
     async def schedule_due() -> None:
         """Enqueue recordings whose mixer window has opened (mixer.windows)."""
+        jobs.revive()  # jobs lost with a worker that died are submitted again
         for recording_id in await store.run(due, datetime.now(UTC)):
             jobs.enqueue_finalize(recording_id)
 

@@ -22,6 +22,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from callvault.db.models import Base, UTCDateTime
+from callvault.db.search import include_object
 
 # Arbitrary, fixed: the key of the PostgreSQL advisory lock held while migrating.
 MIGRATION_LOCK_KEY = 0x63_61_6C_6C  # "call"
@@ -43,6 +44,7 @@ def run_migrations(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=render_item,
+        include_object=include_object,
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
