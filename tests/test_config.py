@@ -89,6 +89,7 @@ RUNTIME_SETTINGS = {
     "recording.format",
     "recording.codec",
     "recording.opus_bitrate",
+    "recording.opus_bitrate_wideband",
     "recording.opus_complexity",
     "recording.mp3_bitrate",
     "recording.vorbis_quality",
@@ -115,6 +116,7 @@ def test_runtime_defaults(tmp_path: Path) -> None:
     assert settings["recording.codec"] == "auto"
     assert settings["recording.opus_bitrate"] == 12
     assert settings["recording.opus_complexity"] == 6
+    assert settings["recording.opus_bitrate_wideband"] == 20
     assert settings["recording.mp3_bitrate"] == 32
     assert settings["recording.vorbis_quality"] == 4
     assert settings["recording.layout"] == "stereo"

@@ -218,6 +218,14 @@ SETTINGS: tuple[Setting, ...] = (
         runtime=True,
     ),
     Setting(
+        "recording.opus_bitrate_wideband",
+        whole_number(6, 64),
+        "20",
+        "Opus bit rate per channel, kbit/s (6-64), for wideband recordings (16 kHz: G.722, "
+        "AMR-WB and Opus calls), which need more bits than narrowband for the same quality.",
+        runtime=True,
+    ),
+    Setting(
         "recording.opus_complexity",
         whole_number(0, 10),
         "6",

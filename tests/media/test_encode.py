@@ -511,3 +511,15 @@ def test_a_long_vorbis_recording_is_written_in_bounded_chunks(tmp_path: Path) ->
     assert result.duration_s == 300.0
     with av.open(str(tmp_path / "long.ogg")) as container:
         assert container.streams.audio[0].codec_context.name == "vorbis"
+
+
+def test_wideband_audio_gets_the_wideband_opus_bit_rate(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    fmt = OutputFormat("ogg", "opus", opus_bitrate=12, opus_bitrate_wideband=24)
+    sizes = {}
+    for rate in (8000, 16000):
+        noise = (rng.standard_normal((1, 20 * rate)) * 4000).astype(np.int16)
+        sizes[rate] = encode_file(tmp_path / f"{rate}.ogg", noise, rate, fmt).size_bytes
+    # Noise keeps VBR at its target: about 12 and 24 kbit/s for 20 s.
+    assert sizes[8000] == pytest.approx(12_000 * 20 / 8, rel=0.2)
+    assert sizes[16000] == pytest.approx(24_000 * 20 / 8, rel=0.2)

@@ -99,7 +99,8 @@ class OutputFormat:
 
     container: str  # "ogg" | "mp3" | "wav"
     codec: str  # "opus" | "vorbis" | "mp3" | "pcm" | "alaw" | "ulaw" | "gsm"
-    opus_bitrate: int = 12  # kbit/s per channel
+    opus_bitrate: int = 12  # kbit/s per channel, narrowband (8 kHz) audio
+    opus_bitrate_wideband: int = 20  # kbit/s per channel, 16 kHz and above
     mp3_bitrate: int = 32  # kbit/s total
     vorbis_quality: int = 4  # 0..10 like oggenc -q
     opus_complexity: int = DEFAULT_OPUS_COMPLEXITY  # 0..10, see the measurements above
@@ -116,8 +117,9 @@ class OutputFormat:
                 f"codec {self.codec!r} is not available in {self.container}; allowed: "
                 + ", ".join(codecs)
             )
-        if not 6 <= self.opus_bitrate <= 128:
-            raise EncodeError(f"Opus bit rate {self.opus_bitrate} kbit/s per channel not in 6..128")
+        for rate in (self.opus_bitrate, self.opus_bitrate_wideband):
+            if not 6 <= rate <= 128:
+                raise EncodeError(f"Opus bit rate {rate} kbit/s per channel not in 6..128")
         if self.mp3_bitrate not in MP3_BITRATES:
             raise EncodeError(
                 f"MP3 bit rate {self.mp3_bitrate} kbit/s not one of "
@@ -127,6 +129,12 @@ class OutputFormat:
             raise EncodeError(f"Vorbis quality {self.vorbis_quality} not in 0..10")
         if not 0 <= self.opus_complexity <= 10:
             raise EncodeError(f"Opus complexity {self.opus_complexity} not in 0..10")
+
+    def opus_kbps(self, sample_rate: int) -> int:
+        """Opus kbit/s per channel for audio at ``sample_rate``: wideband audio (G.722,
+        AMR-WB, Opus calls) needs more bits for the same quality (bench/quality.py:
+        PESQ 3.3-3.7 at 12 kbit/s, 3.9-4.1 at 16, 4.3-4.4 at 24)."""
+        return self.opus_bitrate_wideband if sample_rate >= 16000 else self.opus_bitrate
 
     @property
     def extension(self) -> str:

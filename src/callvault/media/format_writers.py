@@ -66,7 +66,7 @@ def open_writer(path: Path, fmt: OutputFormat, channels: int, sample_rate: int) 
             codec="libopus",
             channels=channels,
             sample_rate=sample_rate,
-            bit_rate=fmt.opus_bitrate * 1000 * channels,
+            bit_rate=fmt.opus_kbps(sample_rate) * 1000 * channels,
             options={
                 "application": "voip",
                 # Family 255 codes every channel as its own uncoupled mono stream, so one

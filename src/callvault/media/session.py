@@ -6,7 +6,8 @@ is not RTP is counted and left out. Each stream's packets are decoded by their o
 payload type (a re-INVITE may have changed the codec mid-stream), telephone-events
 become DTMF marks, comfort noise stays silence, and the result is placed on the
 session's wall-clock timeline (``timeline``) at the stream's natural rate, then
-resampled to the recording's rate. Mixing is a sum with clipping.
+resampled to the recording's rate. Lost packets are concealed (``conceal``). Mixing
+is a sum with clipping.
 
 Everything is held in memory as int16 (a two-hour 8 kHz stream is 115 MB); no I/O but
 reading the capture.
@@ -23,6 +24,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from callvault.media.conceal import conceal_losses
 from callvault.media.decoders import NON_AUDIO, PayloadDecoder, audio_rate, decoder_for
 from callvault.media.dtmf import DtmfEvent, collect_dtmf
 from callvault.media.timeline import StreamPacket, merge_ranges, place_stream, render_stream
@@ -80,6 +82,7 @@ class DecodedStream:
     undecodable: int
     skipped: int
     unsupported: dict[str, int]
+    concealed: int = 0  # gaps (lost packets) filled from the audio before them
 
     @property
     def seconds_covered(self) -> float:
@@ -177,6 +180,11 @@ def decode_stream(
     )
     pcm = rendered.pcm
     covered = list(rendered.covered)
+    paused = [
+        (round((a - start) * native), round(((b if b is not None else end) - start) * native))
+        for a, b in source.paused
+    ]
+    concealed = conceal_losses(pcm, covered, native, keep_silent=paused)
     if native != sample_rate:
         pcm = resample(pcm, native, sample_rate)
         covered = merge_ranges(
@@ -194,6 +202,7 @@ def decode_stream(
         undecodable=rendered.undecodable,
         skipped=placement.skipped,
         unsupported=dict(unsupported),
+        concealed=concealed,
     )
 
 

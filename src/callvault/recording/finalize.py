@@ -347,6 +347,7 @@ def render_plan(
                 "packets": s.packets,
                 "decoded": s.used,
                 "undecodable": s.undecodable,
+                "concealed_gaps": s.concealed,
                 "unsupported": s.unsupported,
                 "seconds_with_audio": round(s.seconds_covered, 3),
             }

@@ -46,6 +46,7 @@ class RecordingPolicy:
         options: dict[str, Any] = {"container": fmt.container, "codec": fmt.codec}
         if fmt.codec == "opus":
             options["opus_bitrate_per_channel"] = fmt.opus_bitrate
+            options["opus_bitrate_per_channel_wideband"] = fmt.opus_bitrate_wideband
             options["opus_complexity"] = fmt.opus_complexity
         elif fmt.codec == "mp3":
             options["mp3_bitrate"] = fmt.mp3_bitrate
@@ -110,6 +111,7 @@ def policy_from(settings: Settings) -> RecordingPolicy:
             container=settings["recording.format"],
             codec=recording_codec(settings),
             opus_bitrate=settings["recording.opus_bitrate"],
+            opus_bitrate_wideband=settings["recording.opus_bitrate_wideband"],
             opus_complexity=settings["recording.opus_complexity"],
             mp3_bitrate=settings["recording.mp3_bitrate"],
             vorbis_quality=settings["recording.vorbis_quality"],
