@@ -16,6 +16,7 @@ from callvault import __version__
 from callvault.cli.calls import calls, recordings
 from callvault.cli.common import DATA_HELP, cli_settings
 from callvault.cli.settings import settings_group
+from callvault.cli.users import users
 
 __all__ = ["main"]
 
@@ -65,6 +66,7 @@ def serve(
 main.add_command(calls)
 main.add_command(recordings)
 main.add_command(settings_group)
+main.add_command(users)
 
 
 if __name__ == "__main__":

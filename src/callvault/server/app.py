@@ -12,6 +12,7 @@ import contextlib
 import logging
 import resource
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -31,12 +32,16 @@ from callvault.recording.recovery import recover_interrupted
 from callvault.recording.srs import SessionRecordingServer, SrsLimits
 from callvault.recording.store import SessionStore
 from callvault.runtime_settings import effective_settings
-from callvault.server.http import Readiness, create_app
+from callvault.server.http import Readiness, health_router
 from callvault.server.media import ServerMedia
 from callvault.server.rtp import PortPool
 from callvault.server.sip_endpoint import SipEndpoint
 from callvault.server.sip_transport import SipTransports
 from callvault.sip.transaction import TransactionLayer
+from callvault.web.app import create_web_app
+from callvault.web.bootstrap import ensure_admin
+from callvault.web.keys import load_secret
+from callvault.web.principal import WebContext
 
 log = logging.getLogger("callvault.server")
 
@@ -74,6 +79,11 @@ async def serve(settings: Settings) -> None:
     # The recording settings must agree (format and codec, ...) before calls arrive: a
     # bad combination in the file or the environment stops the server here.
     database.read(lambda session: effective_settings(session, settings))
+    if (password := database.write(ensure_admin)) is not None:
+        # Once, on the first start: the only time this password is shown.
+        notice = f"first start: created user 'admin' with password {password} (change it)"
+        print(notice, file=sys.stderr, flush=True)
+        log.warning("first start: created user 'admin'; its password was printed on stderr")
     store = SessionStore(database)
     jobs = LocalJobRunner(
         data_dir=data_dir,
@@ -139,7 +149,10 @@ async def serve(settings: Settings) -> None:
     http = settings["http.listen"]
     web = uvicorn.Server(
         uvicorn.Config(
-            create_app(readiness, gauges),
+            create_web_app(
+                WebContext(database, data_dir, settings, load_secret(data_dir)),
+                extra=[health_router(readiness, gauges)],
+            ),
             host=http.host,
             port=http.port,
             log_level="warning",

@@ -1,7 +1,6 @@
-"""The HTTP side of ``callvault serve``: health, readiness and Prometheus metrics.
-
-The web app and REST API (a later issue) mount here; for now an operator's load
-balancer and monitoring get ``/healthz``, ``/readyz`` and ``/metrics``.
+"""The operator's HTTP routes of ``callvault serve``: health, readiness and Prometheus
+metrics, for load balancers and monitoring (no login). The web app
+(``callvault.web.app``) mounts them beside the pages and the API.
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastapi import FastAPI, Response
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
@@ -24,7 +23,17 @@ def create_app(
     readiness: Callable[[], Readiness],
     gauges: Callable[[], dict[str, float]],
 ) -> FastAPI:
+    """An app with only the operator's routes (tests, and a node without the web app)."""
     app = FastAPI(title="callvault", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(health_router(readiness, gauges))
+    return app
+
+
+def health_router(
+    readiness: Callable[[], Readiness],
+    gauges: Callable[[], dict[str, float]],
+) -> APIRouter:
+    app = APIRouter(tags=["operations"])
     registry = CollectorRegistry()
     metric: dict[str, Gauge] = {}
 

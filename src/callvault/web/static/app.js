@@ -1,0 +1,2 @@
+// callvault: page navigation that keeps the docked player playing, and the player.
+"use strict";
