@@ -9,7 +9,10 @@ if [[ "${1:-}" == "--dev" ]]; then
     # Real peers the tests talk to (see ../shared/TESTING.md).
     # libbcg729-0 and libvo-amrwbenc0: G.729 and AMR-WB encoders the tests use (through
     # ctypes) to make RTP payloads that no encoder in PyAV's FFmpeg can make.
-    apt_packages+=(sip-tester postgresql tshark espeak-ng sox libbcg729-0 libvo-amrwbenc0)
+    # chromium: the browser tests drive Debian's Chromium with Playwright (never a
+    # downloaded browser).
+    apt_packages+=(sip-tester postgresql tshark espeak-ng sox libbcg729-0 libvo-amrwbenc0
+        chromium)
 fi
 
 missing=()

@@ -45,6 +45,7 @@ from callvault.media.session import (
     stream_rate,
 )
 from callvault.recording.artifact import Artifact, party_talk, write_artifact
+from callvault.recording.events import emit, recording_payload
 from callvault.recording.layout import OutputPlan, Party, parties_of, phone_number, plan_outputs
 from callvault.recording.policy import RecordingPolicy, policy_from
 from callvault.recording.rescan import rescan_capture
@@ -379,6 +380,7 @@ def _commit(db: Session, job: _SegmentJob, results: list[tuple[_Output, Artifact
             continue
         apply_artifact(row, artifact, output.relative, output.file_name, job.policy)
         row.channel_map = [c.as_json() for c in output.plan.channels]
+        emit(db, "recording.ready", recording_payload(row))
 
 
 def apply_artifact(

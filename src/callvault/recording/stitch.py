@@ -36,6 +36,7 @@ from callvault.db import Database
 from callvault.db.models import Call, Recording, Segment, Stream, StreamParticipant
 from callvault.media.session import StreamSource, decode_stream, mix, read_capture, stream_rate
 from callvault.recording.artifact import party_talk, write_artifact
+from callvault.recording.events import emit, recording_payload
 from callvault.recording.finalize import (
     apply_artifact,
     describe_failure,
@@ -179,6 +180,7 @@ def make_stitched(
             return
         apply_artifact(row, artifact, claim.relative, claim.file_name, claim.policy)
         row.channel_map = _channel_map(claim)
+        emit(db, "recording.ready", recording_payload(row))
 
     database.write(commit)
     if claim.previous != claim.relative:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from callvault.db import Database
 from callvault.db.models import (
+    Call,
     MetadataEvent,
     Participant,
     PausedInterval,
@@ -29,9 +30,11 @@ from callvault.db.models import (
     Stream,
     StreamParticipant,
 )
+from callvault.db.models import Setting as StoredSetting
 from callvault.db.queries import find_or_create_call
 from callvault.db.search import refresh_search_text
-from callvault.recording.layout import user_part
+from callvault.recording.events import call_payload, emit
+from callvault.recording.layout import is_internal, user_part
 from callvault.rtp.stats import StreamStatsSnapshot
 from callvault.sdp.answer import StreamChoice
 from callvault.sip.events import Peer
@@ -315,6 +318,24 @@ def set_codecs(db: Session, changes: Sequence[tuple[int, StreamChoice]]) -> None
             row.payload_types = {**(row.payload_types or {}), **payload_types_of(choice)}
 
 
+def call_direction(db: Session, call: Call) -> str | None:
+    """``inbound``, ``outbound`` or ``internal``, from the first segment's first two
+    parties (SRCs list the caller first) and who is internal (``recording.layout``)."""
+    stored = db.get(StoredSetting, "recording.internal_aors")
+    globs = [g.strip() for g in (stored.value if stored else "").split(",") if g.strip()]
+    for segment in call.segments:
+        people = sorted(segment.participants, key=lambda p: p.id)
+        if len(people) < 2:
+            continue
+        caller, callee = (is_internal(p.aor, p.user_id, globs) for p in people[:2])
+        if caller and callee:
+            return "internal"
+        if caller != callee:
+            return "outbound" if caller else "inbound"
+        return "external"
+    return None
+
+
 def payload_types_of(choice: StreamChoice) -> dict[str, dict[str, Any]]:
     """The payload types a stream's answer accepts, as ``Stream.payload_types`` keeps them."""
     types: dict[str, dict[str, Any]] = {
@@ -393,6 +414,8 @@ def end_segment(
         call.state = "ended"
         call.ended_at = ended
         call.duration_s = round((ended - call.started_at).total_seconds(), 3)
+        call.direction = call_direction(db, call)
+        emit(db, "call.ended", call_payload(call))
     if not segment.streams:
         segment.state = "metadata_only"
         return None

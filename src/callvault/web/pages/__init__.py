@@ -9,8 +9,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from callvault.web.pages import admin, auth, calls, share
+from callvault.web.pages import account, admin_audit, admin_users, auth, calls, share
 
 __all__ = ["ROUTERS"]
 
-ROUTERS: tuple[APIRouter, ...] = (auth.router, calls.router, admin.router, share.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    auth.router,
+    calls.router,
+    account.router,
+    admin_users.router,
+    admin_audit.router,
+    share.router,
+)

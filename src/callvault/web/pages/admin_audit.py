@@ -1,4 +1,4 @@
-"""Pages: admin (to be filled in)."""
+"""Pages: admin_audit (to be filled in)."""
 
 from __future__ import annotations
 
