@@ -101,6 +101,7 @@ RUNTIME_SETTINGS = {
     "recording.stitch",
     "mixer.windows",
     "mixer.timezone",
+    "web.share_max_days",
 }
 
 

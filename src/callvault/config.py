@@ -313,6 +313,14 @@ SETTINGS: tuple[Setting, ...] = (
         "IANA time zone of mixer.windows (e.g. Europe/Warsaw).",
         runtime=True,
     ),
+    Setting(
+        "web.share_max_days",
+        whole_number(1, 3650),
+        "30",
+        "Longest a share link may stay valid, in days (1-3650); a link asked for without an "
+        "expiry lasts 7 days, or this if it is shorter.",
+        runtime=True,
+    ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -266,6 +266,7 @@ def test_calls_as_json_contract(database: Database) -> None:
             "ended_at": None,
             "duration_s": None,
             "state": "active",
+            "direction": None,
             "participants": [],
             "segments": [],
             "streams": [],
@@ -278,6 +279,7 @@ def test_calls_as_json_contract(database: Database) -> None:
             "ended_at": "2024-05-01T10:01:00.623456Z",
             "duration_s": 60.5,
             "state": "ended",
+            "direction": "inbound",
             "participants": [
                 {"aor": "sip:alice@example.com", "name": "Alice"},
                 {"aor": "sip:bob@example.net", "name": "Bob"},

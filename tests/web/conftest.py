@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from callvault.config import load_settings
@@ -22,6 +23,13 @@ from callvault.web.people import UserFields, create_user
 from callvault.web.principal import WebContext
 
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def _cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Still argon2id, at its lowest cost: the web tests hash and check many passwords
+    # (the production cost is about 0.4 s per hash on these machines).
+    monkeypatch.setattr("callvault.web.auth._hasher", PasswordHasher(1, 8, 1))
 
 
 @pytest.fixture

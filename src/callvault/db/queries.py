@@ -7,7 +7,9 @@ opens transactions: run it inside :meth:`callvault.db.Database.write` or
 - :func:`find_or_create_call` is the write path that groups segments into calls: a
   transfer leg arrives as a new SIPREC session but carries an identifier the first leg
   carried too (BroadWorks correlation info, Avaya UCID, Session-ID, ...).
-- :func:`calls_as_json` is the contract of ``callvault calls list --json``.
+- :func:`calls_as_json` is the contract of ``callvault calls list --json``; :func:`call_json`
+  turns one call loaded with :func:`call_json_options` into that form (the web API's call
+  items start from it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from sqlalchemy import and_, false, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.interfaces import LoaderOption
 
 from callvault.db.models import (
     RECORDING_STATES,
@@ -34,6 +37,8 @@ from callvault.db.models import (
 
 __all__ = [
     "MAX_CALL_KEY_VALUE_LENGTH",
+    "call_json",
+    "call_json_options",
     "calls_as_json",
     "find_or_create_call",
     "normalise_call_key",
@@ -174,7 +179,9 @@ def _stream_json(stream: Stream) -> dict[str, Any]:
     }
 
 
-def _call_json(call: Call) -> dict[str, Any]:
+def call_json(call: Call) -> dict[str, Any]:
+    """One call as ``callvault calls list --json`` prints it (load it with
+    :func:`call_json_options`, or every relationship costs a query)."""
     duration = (
         (call.ended_at - call.started_at).total_seconds() if call.ended_at is not None else None
     )
@@ -185,6 +192,8 @@ def _call_json(call: Call) -> dict[str, Any]:
         "ended_at": _iso(call.ended_at),
         "duration_s": duration,
         "state": call.state,
+        # inbound/outbound/internal/external, decided when the call ends (None before).
+        "direction": call.direction,
         "participants": _participants_json(call),
         "segments": [
             {
@@ -255,24 +264,26 @@ def calls_as_json(session: Session, *, limit: int | None = None) -> list[dict[st
     m-line order. Loads with a fixed number of queries whatever the number of calls.
     """
     statement = (
-        select(Call)
-        .order_by(Call.started_at.desc(), Call.id.desc())
-        .options(
-            selectinload(Call.segments).options(
-                selectinload(Segment.participants),
-                selectinload(Segment.streams).options(
-                    selectinload(Stream.paused_intervals),
-                    selectinload(Stream.participant_links).selectinload(
-                        StreamParticipant.participant
-                    ),
-                ),
-            ),
-            selectinload(Call.recordings),
-        )
+        select(Call).order_by(Call.started_at.desc(), Call.id.desc()).options(*call_json_options())
     )
     if limit is not None:
         statement = statement.limit(limit)
-    return [_call_json(call) for call in session.scalars(statement)]
+    return [call_json(call) for call in session.scalars(statement)]
+
+
+def call_json_options() -> tuple[LoaderOption, ...]:
+    """Loader options that fetch everything :func:`call_json` reads, in a fixed number
+    of queries whatever the number of calls selected."""
+    return (
+        selectinload(Call.segments).options(
+            selectinload(Segment.participants),
+            selectinload(Segment.streams).options(
+                selectinload(Stream.paused_intervals),
+                selectinload(Stream.participant_links).selectinload(StreamParticipant.participant),
+            ),
+        ),
+        selectinload(Call.recordings),
+    )
 
 
 def _checked_states(states: Iterable[str], allowed: frozenset[str], what: str) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, literal_column, select, text
+from sqlalchemy import ColumnElement, Select, bindparam, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from callvault.db.models import Call, CallKey, Participant, Segment
@@ -72,14 +72,19 @@ def _like_pattern(needle: str) -> str:
 def search_condition(session: Session, needle: str) -> ColumnElement[bool]:
     """A WHERE condition on ``Call`` for calls whose search text contains ``needle``."""
     needle = needle.strip().lower()
-    pattern = _like_pattern(needle)
     if session.get_bind().dialect.name == "sqlite" and len(needle) >= _TRIGRAM:
-        # A trigram FTS5 table answers LIKE from its index; the phrase syntax would
-        # need quoting rules of its own.
+        # A phrase query on the trigram table is a substring match answered from its
+        # index; a LIKE with an ESCAPE clause would scan every row instead. The phrase
+        # is quoted FTS5-style (a double quote doubled) and bound, never interpolated.
+        phrase = '"' + needle.replace('"', '""') + '"'
         matches: Select[tuple[Any]] = (
             select(literal_column("rowid"))
             .select_from(text(SEARCH_TABLE))
-            .where(literal_column("search_text").like(pattern, escape="\\"))
+            .where(
+                text(f"{SEARCH_TABLE} MATCH :phrase").bindparams(
+                    bindparam("phrase", value=phrase, unique=True)
+                )
+            )
         )
         return Call.id.in_(matches)
-    return Call.search_text.like(pattern, escape="\\")
+    return Call.search_text.like(_like_pattern(needle), escape="\\")

@@ -42,11 +42,14 @@ from callvault.web.app import create_web_app
 from callvault.web.bootstrap import ensure_admin
 from callvault.web.keys import load_secret
 from callvault.web.principal import WebContext
+from callvault.web.webhooks import deliver_due, outbox_counts
 
 log = logging.getLogger("callvault.server")
 
 #: Seconds between looks for recordings whose mixer window has opened.
 SCHEDULER_INTERVAL = 5.0
+#: Seconds between looks for due webhook deliveries (the outbox).
+WEBHOOK_INTERVAL = 2.0
 
 
 def run(settings: Settings) -> int:
@@ -134,8 +137,12 @@ async def serve(settings: Settings) -> None:
         ok = media.can_accept_sessions()
         return Readiness(ok, {"disk_free_mb": media.disk_free // 2**20})
 
+    outbox = {"pending": 0, "failed": 0}  # refreshed by deliver_webhooks, read by /metrics
+
     def gauges() -> dict[str, float]:
         return {
+            "callvault_webhook_deliveries_pending": outbox["pending"],
+            "callvault_webhook_deliveries_failed": outbox["failed"],
             "callvault_sessions_live": srs.live_sessions,
             "callvault_rtp_ports_in_use": media.pool.in_use * 2,
             "callvault_sip_datagrams_received": transports.datagrams_received,
@@ -177,12 +184,18 @@ async def serve(settings: Settings) -> None:
         for recording_id in await store.run(due, datetime.now(UTC)):
             jobs.enqueue_finalize(recording_id)
 
+    async def deliver_webhooks() -> None:
+        """Send the webhook deliveries that are due, then count what is left."""
+        await deliver_due(database, lambda: datetime.now(UTC))
+        outbox.update(await loop.run_in_executor(None, database.read, outbox_counts))
+
     periodic = [
         _every(settings["capture.flush_interval"], media.flush_captures),
         _every(1.0, srs.check_timers),
         _every(1.0, media.check_disk),
         _every_async(settings["stats.persist_interval"], lambda: store.save_stats(srs)),
         _every_async(SCHEDULER_INTERVAL, schedule_due),
+        _every_async(WEBHOOK_INTERVAL, deliver_webhooks),
     ]
     tasks = [asyncio.create_task(coro) for coro in periodic]
     web_task = asyncio.create_task(web.serve())

@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from callvault.db.accounts import CallGroup, User, UserGroup
-from callvault.db.models import Call, Participant, Recording, Segment
+from callvault.db.models import Call, Participant, Recording
 from callvault.web.errors import Forbidden, NotFound
 from callvault.web.principal import Principal, user_addresses
 
@@ -80,11 +80,7 @@ def visible_calls(db: Session, who: Principal) -> ColumnElement[bool]:
     addresses = who.addresses | group_addresses(db, groups)
     conditions: list[ColumnElement[bool]] = []
     if addresses:
-        took_part = (
-            select(Segment.call_id)
-            .join(Participant, Participant.segment_id == Segment.id)
-            .where(Participant.address.in_(sorted(addresses)))
-        )
+        took_part = select(Participant.call_id).where(Participant.address.in_(sorted(addresses)))
         conditions.append(Call.id.in_(took_part))
     if groups:
         tagged = select(CallGroup.call_id).where(CallGroup.group_id.in_(groups))

@@ -1,7 +1,170 @@
-"""REST API: recordings (to be filled in)."""
+"""REST API: a recording's metadata, its audio for the player, and its download.
+
+Every route asks :func:`callvault.web.permissions.visible_recording` first: whoever may
+not see the recording's call gets 404 (REQUIREMENTS D7), an API token without
+``recordings:read`` gets 403. The audio route streams with HTTP Range
+(:mod:`callvault.web.audio`) and transcodes what Chromium cannot play (GSM 6.10 in WAV)
+to 16-bit PCM WAV; the download is always the file as stored, under its templated name.
+A playback and a download are audited once each (the request that starts at byte 0),
+not once per range request of the same playback.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from callvault.db.models import Recording
+from callvault.web.api.session import client_address
+from callvault.web.audio import content_disposition, playable, recording_body, serve
+from callvault.web.audit import record
+from callvault.web.params import RowId
+from callvault.web.permissions import visible_recording
+from callvault.web.principal import Principal, WebContext, context, principal
+
+__all__ = ["download_name", "peaks_json", "recording_json", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["recordings"])
+
+Ctx = Annotated[WebContext, Depends(context)]
+Who = Annotated[Principal, Depends(principal)]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def download_name(recording: Recording) -> str:
+    """The templated file name, or a plain one for a recording made before templates."""
+    return recording.file_name or f"recording-{recording.id}.{recording.format}"
+
+
+def peaks_json(recording: Recording) -> dict[str, Any] | None:
+    """The waveform: one list of 0-255 peaks per channel, ``per_second`` points a second
+    (stored interleaved by point: channel 0's peak, channel 1's, then the next point)."""
+    if recording.peaks is None or not recording.peaks_per_second:
+        return None
+    channels = max(1, recording.channels or 1)
+    points = len(recording.peaks) // channels
+    data = recording.peaks[: points * channels]
+    return {
+        "per_second": recording.peaks_per_second,
+        "channels": [list(data[channel::channels]) for channel in range(channels)],
+    }
+
+
+def recording_json(recording: Recording) -> dict[str, Any]:
+    """What the API and the call page say about a recording."""
+    ready = recording.state == "ready"
+    analysis = recording.analysis or {}
+    return {
+        "id": recording.id,
+        "uid": recording.uid,
+        "call_id": recording.call_id,
+        "kind": recording.kind,
+        "segment_id": recording.segment_id,
+        "participant_key": recording.participant_key,
+        "state": recording.state,
+        "error": recording.error,
+        # What the file is, once there is one (a waiting recording has no format yet).
+        "format": recording.format if ready else None,
+        "codec": recording.codec if ready else None,
+        "channels": recording.channels,
+        "sample_rate": recording.sample_rate,
+        "duration_s": recording.duration_s,
+        "size_bytes": recording.size_bytes,
+        "sha256": recording.sha256,
+        "file_name": recording.file_name,
+        "layout": recording.layout,
+        "channel_map": recording.channel_map or [],
+        "analysis": {
+            "talk": analysis.get("talk", []),
+            "paused": analysis.get("paused", []),
+            "dtmf": analysis.get("dtmf", []),
+            "silence_ratio": analysis.get("silence_ratio", []),
+            "segments": analysis.get("segments", []),
+        },
+        "peaks": peaks_json(recording) if ready else None,
+        "audio_url": f"/api/v1/recordings/{recording.id}/audio",
+        "download_url": f"/api/v1/recordings/{recording.id}/download",
+        # False: the audio URL sends a PCM WAV made from the file (GSM 6.10 in WAV).
+        "playable": ready and playable(recording.codec),
+        "created_at": _iso(recording.created_at),
+        "ready_at": _iso(recording.ready_at),
+        # A recording waiting for a mixer window says until when (mixer.windows).
+        "waiting_until": _iso(recording.not_before),
+    }
+
+
+def _visible(ctx: WebContext, who: Principal, recording_id: int) -> Recording:
+    return ctx.database.read(lambda db: visible_recording(db, who, recording_id))
+
+
+@router.get(
+    "/recordings/{recording_id}",
+    summary="A recording's metadata: format, duration, channel map, analysis, waveform peaks",
+)
+def get_recording(recording_id: RowId, ctx: Ctx, who: Who) -> dict[str, Any]:
+    return recording_json(_visible(ctx, who, recording_id))
+
+
+@router.get(
+    "/recordings/{recording_id}/audio",
+    summary="The audio for the player, with HTTP Range (206); GSM-in-WAV is sent as PCM WAV",
+    response_class=Response,
+    responses={
+        200: {"content": {"audio/ogg": {}, "audio/mpeg": {}, "audio/wav": {}}},
+        206: {"description": "the requested byte range"},
+        416: {"description": "the range starts past the end"},
+    },
+)
+def get_audio(recording_id: RowId, request: Request, ctx: Ctx, who: Who) -> Response:
+    recording = _visible(ctx, who, recording_id)
+    body = recording_body(ctx.data_dir, recording, as_stored=False)
+    served = serve(
+        request, body, disposition=content_disposition("inline", download_name(recording))
+    )
+    if served.from_start:
+        ctx.database.write(
+            lambda db: record(
+                db,
+                who,
+                "recording.play",
+                target_type="recording",
+                target_id=recording.id,
+                ip=client_address(request),
+                call_id=recording.call_id,
+                transcoded=body.transcoded or None,
+            )
+        )
+    return served.response
+
+
+@router.get(
+    "/recordings/{recording_id}/download",
+    summary="The recording as stored, as an attachment with its templated file name",
+    response_class=Response,
+    responses={200: {"content": {"audio/ogg": {}, "audio/mpeg": {}, "audio/wav": {}}}},
+)
+def download(recording_id: RowId, request: Request, ctx: Ctx, who: Who) -> Response:
+    recording = _visible(ctx, who, recording_id)
+    body = recording_body(ctx.data_dir, recording, as_stored=True)
+    name = download_name(recording)
+    served = serve(request, body, disposition=content_disposition("attachment", name))
+    if served.from_start:
+        ctx.database.write(
+            lambda db: record(
+                db,
+                who,
+                "recording.download",
+                target_type="recording",
+                target_id=recording.id,
+                ip=client_address(request),
+                call_id=recording.call_id,
+                file_name=name,
+            )
+        )
+    return served.response
