@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(python3 python3-venv python3-dev gcc)
+# gnupg: recordings are encrypted with Debian's gpg (python-gnupg drives it).
+apt_packages=(python3 python3-venv python3-dev gcc gnupg)
 if [[ "${1:-}" == "--dev" ]]; then
     # Real peers the tests talk to (see ../shared/TESTING.md).
     # libbcg729-0 and libvo-amrwbenc0: G.729 and AMR-WB encoders the tests use (through

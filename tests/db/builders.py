@@ -12,7 +12,9 @@ from callvault.db import (
     Call,
     CallGroup,
     CallKey,
+    EncryptionKey,
     Group,
+    LegalHold,
     MetadataEvent,
     Participant,
     PausedInterval,
@@ -56,6 +58,7 @@ def add_full_call(session: Session) -> Call:
         created_at=at(0.01),
         duration_s=60.5,
         search_text="sip:alice@example.com alice",
+        retention_days=90,
     )
     CallKey(call=call, kind="x-broadworks-correlation-info", value="corr-1", created_at=at(0))
     segment = Segment(
@@ -71,6 +74,7 @@ def add_full_call(session: Session) -> Call:
         ended_at=at(60.5),
         end_reason="bye",
         capture_path="captures/2024/05/01/call-1.pcap",
+        capture_state="encrypted",
         node="rec-1",
         metadata_namespace="urn:ietf:params:xml:ns:recording:1",
         recording_session_id="ZnV5b2RmdWhz",
@@ -171,6 +175,15 @@ def add_full_call(session: Session) -> Call:
         peaks_per_second=5.0,
         analysis={"talk": [[0, 1.5, 3.25]], "dtmf": [{"at": 2.0, "digit": "5"}]},
         attempts=3,
+        encrypted=True,
+        key_fingerprint="0123456789ABCDEF0123456789ABCDEF01234567",
+        store="s3",
+        stored_at=at(70),
+        upload_attempts=2,
+        next_upload_at=at(65),
+        upload_error="S3 answered 503 on the first try",
+        retain_until=at(86400 * 90),
+        deleted_at=at(86400 * 91),
         created_at=at(61),
         started_at=at(62),
         ready_at=at(63),
@@ -179,6 +192,32 @@ def add_full_call(session: Session) -> Call:
     session.add(Setting(name="recording.format", value="ogg", updated_by="admin", updated_at=at(1)))
     session.flush()
     _add_people(session, call)
+    session.add(
+        EncryptionKey(
+            fingerprint="0123456789ABCDEF0123456789ABCDEF01234567",
+            public_key="-----BEGIN PGP PUBLIC KEY BLOCK-----\n...",
+            private_key=b"encrypted at rest",
+            passphrase_protected=True,
+            user_ids=["Recordings <rec@example.com>"],
+            algorithm="rsa3072",
+            expires_at=at(86400 * 365),
+            active=True,
+            created_at=at(0),
+            created_by="admin",
+        )
+    )
+    session.add(
+        LegalHold(
+            call_id=call.id,
+            recording_id=call.recordings[0].id,
+            reason="case 2024-17",
+            set_by="admin",
+            set_at=at(100),
+            released_by="admin",
+            released_at=at(200),
+        )
+    )
+    session.flush()
     return call
 
 

@@ -132,8 +132,8 @@ def test_concurrent_migrate_from_two_processes(empty_db_url: str) -> None:
 
 def test_one_linear_history() -> None:
     scripts = ScriptDirectory.from_config(alembic_config())
-    assert scripts.get_heads() == ["0003"]
-    assert [rev.revision for rev in scripts.walk_revisions()] == ["0003", "0002", "0001"]
+    assert scripts.get_heads() == ["0004"]
+    assert [rev.revision for rev in scripts.walk_revisions()] == ["0004", "0003", "0002", "0001"]
     assert Path(scripts.dir) == MIGRATIONS_DIR
 
 

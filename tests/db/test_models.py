@@ -18,7 +18,9 @@ from callvault.db import (
     CallGroup,
     CallKey,
     Database,
+    EncryptionKey,
     Group,
+    LegalHold,
     MetadataEvent,
     Participant,
     PausedInterval,
@@ -60,6 +62,8 @@ ALL_MODELS: list[type[Base]] = [
     ShareLink,
     Webhook,
     WebhookDelivery,
+    EncryptionKey,
+    LegalHold,
 ]
 
 # What outlives a call: settings, people and their things belong to the installation;
@@ -75,6 +79,7 @@ KEPT: dict[type[Base], int] = {
     AuditEvent: 1,
     Webhook: 1,
     WebhookDelivery: 1,
+    EncryptionKey: 1,
 }
 
 Snapshot = dict[tuple[str, tuple[Any, ...]], dict[str, Any]]
@@ -109,7 +114,7 @@ def _count(session: Session, model: type[Base]) -> int:
 
 def test_all_models_are_covered() -> None:
     assert {m.__name__ for m in ALL_MODELS} == {m.class_.__name__ for m in Base.registry.mappers}
-    assert len(ALL_MODELS) == 21
+    assert len(ALL_MODELS) == 23
 
 
 def test_every_model_round_trips(database: Database) -> None:

@@ -58,6 +58,7 @@ from callvault.db.queries import (
     recordings_in_state,
     segments_in_state,
 )
+from callvault.db.safety import EncryptionKey, LegalHold
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -79,7 +80,9 @@ __all__ = [
     "CallGroup",
     "CallKey",
     "Database",
+    "EncryptionKey",
     "Group",
+    "LegalHold",
     "MetadataEvent",
     "Participant",
     "PausedInterval",

@@ -42,10 +42,12 @@ from callvault.db.base import Base, UTCDateTime, check_choice, new_uid, utcnow
 
 __all__ = [
     "CALL_STATES",
+    "CAPTURE_STATES",
     "PAUSE_REASONS",
     "RECORDING_KINDS",
     "RECORDING_STATES",
     "SEGMENT_STATES",
+    "STORES",
     "STREAM_ROLES",
     "Base",
     "Call",
@@ -67,7 +69,12 @@ CALL_STATES = frozenset({"active", "ended"})
 SEGMENT_STATES = frozenset(
     {"active", "captured", "interrupted", "failed", "metadata_only", "rejected"}
 )
-RECORDING_STATES = frozenset({"waiting", "processing", "ready", "failed"})
+# deleted: removed by retention or by hand; the row stays as the record that it existed.
+RECORDING_STATES = frozenset({"waiting", "processing", "ready", "failed", "deleted"})
+# Where a stored file lives (storage.backend when it was stored).
+STORES = frozenset({"local", "s3"})
+# A capture after its recordings are made: as written, encrypted, or removed.
+CAPTURE_STATES = frozenset({"plain", "encrypted", "removed"})
 # segment: one recording session; call: the segments of a call stitched on its
 # timeline; participant: one party of a segment (the "separate" layout).
 RECORDING_KINDS = frozenset({"segment", "call", "participant"})
@@ -93,6 +100,9 @@ class Call(Base):
     # Every number, name and id of the call in one text (REQUIREMENTS A5: a value matched
     # anywhere); indexed for substring search by FTS5 trigram (SQLite) or pg_trgm.
     search_text: Mapped[str] = mapped_column(Text, default="")
+    # Retention set for this call by an authorised user (REQUIREMENTS X8): days from the
+    # call's end, 0 = keep for ever; None = the policy (retention.days).
+    retention_days: Mapped[int | None] = mapped_column(Integer)
     direction: Mapped[str | None] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -170,6 +180,7 @@ class Segment(Base):
     ended_at: Mapped[datetime | None]
     end_reason: Mapped[str | None] = mapped_column(String(32))
     capture_path: Mapped[str | None] = mapped_column(String)
+    capture_state: Mapped[str] = mapped_column(String(16), default="plain")
     node: Mapped[str | None] = mapped_column(String)
     metadata_namespace: Mapped[str | None] = mapped_column(String)
     recording_session_id: Mapped[str | None] = mapped_column(String)
@@ -201,6 +212,10 @@ class Segment(Base):
     @validates("state")
     def _validate_state(self, _key: str, value: str) -> str:
         return check_choice("Segment.state", value, SEGMENT_STATES)
+
+    @validates("capture_state")
+    def _validate_capture_state(self, _key: str, value: str) -> str:
+        return check_choice("Segment.capture_state", value, CAPTURE_STATES)
 
     def __repr__(self) -> str:
         return f"<Segment id={self.id} call_id={self.call_id} state={self.state}>"
@@ -378,6 +393,9 @@ class Recording(Base):
         Index("ix_recording_call_id", "call_id"),
         Index("ix_recording_segment_id", "segment_id"),
         Index("ix_recording_state", "state"),
+        # The purge job's and the uploader's lookups.
+        Index("ix_recording_retain_until", "retain_until"),
+        Index("ix_recording_next_upload_at", "next_upload_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -417,6 +435,18 @@ class Recording(Base):
     # "channel"}, ...], "silence_ratio": [per channel], "segments": [...] (stitched)}.
     analysis: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # OpenPGP: the stored file is ciphertext for the key with this fingerprint.
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+    key_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    # Where the file is: its store and, once the store confirmed size and checksum, when.
+    store: Mapped[str] = mapped_column(String(16), default="local")
+    stored_at: Mapped[datetime | None]
+    upload_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_upload_at: Mapped[datetime | None]
+    upload_error: Mapped[str | None] = mapped_column(Text)
+    # Retention: deleted by the purge job after this (None: kept); a legal hold wins.
+    retain_until: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     ready_at: Mapped[datetime | None]
@@ -431,6 +461,10 @@ class Recording(Base):
     @validates("kind")
     def _validate_kind(self, _key: str, value: str) -> str:
         return check_choice("Recording.kind", value, RECORDING_KINDS)
+
+    @validates("store")
+    def _validate_store(self, _key: str, value: str) -> str:
+        return check_choice("Recording.store", value, STORES)
 
     def __repr__(self) -> str:
         return f"<Recording id={self.id} uid={self.uid} state={self.state}>"
