@@ -14,11 +14,13 @@ runs: values saved in the database (:mod:`callvault.runtime_settings`) win over 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from callvault.recording.naming import DEFAULT_TEMPLATE, FilenameTemplate
 from callvault.recording.windows import MixerWindows
@@ -41,6 +43,7 @@ from callvault.setting_values import (
 )
 
 __all__ = [
+    "S3_STORAGE_CLASSES",
     "SETTINGS",
     "SETTINGS_BY_NAME",
     "ConfigError",
@@ -70,6 +73,70 @@ class Setting:
     @property
     def env_var(self) -> str:
         return "CALLVAULT_" + self.name.upper().replace(".", "_")
+
+
+#: Storage classes whose objects can be read at once (so played); archive ones cannot.
+S3_STORAGE_CLASSES = (
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+)
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def _s3_bucket(text: str) -> str:
+    """An S3 bucket name (3-63 lowercase letters, digits, dots, hyphens), or empty."""
+    text = text.strip()
+    if text and (not _BUCKET.fullmatch(text) or ".." in text):
+        raise ValueError(
+            "expected an S3 bucket name: 3-63 lowercase letters, digits, dots and hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    return text
+
+
+def _s3_prefix(text: str) -> str:
+    """A key prefix: no leading ``/``, no ``..``; ends with ``/`` (added when missing)."""
+    text = text.strip()
+    if not text:
+        return ""
+    if text.startswith("/") or ".." in text.split("/") or "//" in text:
+        raise ValueError("expected a key prefix such as callvault/ (no leading /, no .., no //)")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+        raise ValueError("a key prefix has no control characters")
+    return text if text.endswith("/") else text + "/"
+
+
+def _s3_endpoint(text: str) -> str:
+    """``http(s)://host[:port]``, or empty for AWS."""
+    text = text.strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise ValueError("expected an http:// or https:// URL such as https://s3.example.com")
+    try:
+        parts.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError:
+        raise ValueError("the URL's port is not a number 1-65535") from None
+    return text.rstrip("/")
+
+
+def _s3_region(text: str) -> str:
+    text = text.strip()
+    if text and not _REGION.fullmatch(text):
+        raise ValueError("expected a region name such as eu-central-1")
+    return text
+
+
+def _kms_key_id(text: str) -> str:
+    text = text.strip()
+    if len(text.split()) > 1 or len(text) > 2048:
+        raise ValueError("expected a KMS key id, alias or ARN (no spaces)")
+    return text
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -192,6 +259,45 @@ SETTINGS: tuple[Setting, ...] = (
         choice("auto", "json", "text"),
         "auto",
         "Log format; auto = JSON when stderr is not a terminal.",
+    ),
+    Setting(
+        "recording.enabled",
+        parse_bool,
+        "true",
+        "false: new SIPREC sessions are answered but keep metadata only (no media ports, no "
+        "recording); recordings already made are kept (REQUIREMENTS W12).",
+        runtime=True,
+    ),
+    Setting(
+        "recording.inbound",
+        parse_bool,
+        "true",
+        "Record inbound calls: the caller (first participant in the metadata) is external "
+        "and the callee internal (recording.internal_aors, platform users, extensions).",
+        runtime=True,
+    ),
+    Setting(
+        "recording.outbound",
+        parse_bool,
+        "true",
+        "Record outbound calls: an internal caller calling an external party.",
+        runtime=True,
+    ),
+    Setting(
+        "recording.internal",
+        parse_bool,
+        "true",
+        "Record internal calls: both the caller and the callee are internal (T2).",
+        runtime=True,
+    ),
+    Setting(
+        "recording.campaigns",
+        parse_bool,
+        "true",
+        "Record automatic (dialler) campaign calls (T6). SIPREC metadata does not say "
+        "whether a call came from a dialler, so this applies once the policy can see "
+        "campaigns; today every call counts as a non-campaign call.",
+        runtime=True,
     ),
     Setting(
         "recording.format",
@@ -319,6 +425,116 @@ SETTINGS: tuple[Setting, ...] = (
         "30",
         "Longest a share link may stay valid, in days (1-3650); a link asked for without an "
         "expiry lasts 7 days, or this if it is shorter.",
+        runtime=True,
+    ),
+    Setting(
+        "encryption.enabled",
+        parse_bool,
+        "false",
+        "Encrypt each finished recording to the active OpenPGP key (callvault keys set) as "
+        "<name>.<ext>.gpg; the plaintext is removed once the ciphertext is on disk. Refused "
+        "while no key is set.",
+        runtime=True,
+    ),
+    Setting(
+        "encryption.captures",
+        choice("encrypt", "remove", "keep"),
+        "encrypt",
+        "With encryption.enabled, what becomes of a call's raw captures once its recordings "
+        "(and its stitched recording) are made: encrypt (to the active key), remove, or keep "
+        "(unencrypted). Either way they cannot be made into recordings again.",
+        runtime=True,
+    ),
+    Setting(
+        "storage.backend",
+        choice("local", "s3"),
+        "local",
+        "Where finished recordings are kept: local (the data directory) or s3 (the bucket "
+        "storage.s3.bucket: each recording is uploaded when it is ready, and its local copy "
+        "removed once the bucket confirmed size and SHA-256). Existing recordings move with "
+        "callvault storage move.",
+        runtime=True,
+    ),
+    Setting(
+        "storage.s3.bucket",
+        _s3_bucket,
+        "",
+        "S3 bucket of the recordings (needed by storage.backend s3). Credentials come from "
+        "boto3's usual chain: AWS_* environment variables, ~/.aws files, instance roles.",
+        runtime=True,
+    ),
+    Setting(
+        "storage.s3.prefix",
+        _s3_prefix,
+        "callvault/",
+        "Key prefix in the bucket (empty: its root; a missing final / is added): a recording "
+        "is stored as the prefix and its path, e.g. callvault/recordings/2023/11/14/x.ogg.",
+        runtime=True,
+    ),
+    Setting(
+        "storage.s3.endpoint_url",
+        _s3_endpoint,
+        "",
+        "URL of an S3-compatible service, e.g. https://s3.example.com:9000 (addressed "
+        "path-style); empty: AWS.",
+        runtime=True,
+    ),
+    Setting(
+        "storage.s3.region",
+        _s3_region,
+        "",
+        "Region of the bucket, e.g. eu-central-1; empty: boto3's (AWS_DEFAULT_REGION, "
+        "~/.aws/config).",
+        runtime=True,
+    ),
+    Setting(
+        "storage.s3.sse",
+        choice("none", "AES256", "aws:kms"),
+        "none",
+        "Server-side encryption asked for each object: none (the bucket's default), AES256 "
+        "(SSE-S3) or aws:kms (with storage.s3.kms_key_id, else the account's aws/s3 key).",
+        runtime=True,
+    ),
+    Setting(
+        "storage.s3.kms_key_id",
+        _kms_key_id,
+        "",
+        "KMS key id, alias or ARN used with storage.s3.sse aws:kms (empty: the aws/s3 key).",
+        runtime=True,
+    ),
+    Setting(
+        "storage.s3.storage_class",
+        choice(*S3_STORAGE_CLASSES),
+        "STANDARD",
+        "S3 storage class of new objects: " + ", ".join(S3_STORAGE_CLASSES) + ". Archive "
+        "classes (GLACIER, DEEP_ARCHIVE) are refused: their objects cannot be played without "
+        "a restore.",
+        runtime=True,
+    ),
+    Setting(
+        "retention.days",
+        whole_number(0, 36500),
+        "0",
+        "Delete recordings this many days after their call ended (0-36500; 0 = never). A "
+        "call's own retention (set by an administrator or supervisor) wins; a legal hold "
+        "blocks deletion until it is released.",
+        runtime=True,
+    ),
+    Setting(
+        "retention.tier",
+        choice("unlimited", "limited"),
+        "unlimited",
+        "unlimited: retention.days applies and administrators reach every recording; "
+        "limited: every recording is deleted 30 days after its call (or after the switch "
+        "to limited, if later) and only the users who took part reach it (REQUIREMENTS W2).",
+        runtime=True,
+    ),
+    Setting(
+        "retention.delete_metadata",
+        parse_bool,
+        "false",
+        "true: once retention has deleted every recording of a call, the call itself "
+        "(participants, streams, metadata) is deleted too; false keeps it.",
         runtime=True,
     ),
 )

@@ -20,11 +20,11 @@ from __future__ import annotations
 import difflib
 import os
 import tempfile
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from callvault.config import (
@@ -35,8 +35,8 @@ from callvault.config import (
     format_value,
     read_settings_file,
 )
+from callvault.db.models import Recording, utcnow
 from callvault.db.models import Setting as StoredSetting
-from callvault.db.models import utcnow
 
 __all__ = [
     "CODECS_BY_FORMAT",
@@ -98,6 +98,11 @@ def consistency_problem(settings: Settings) -> str | None:
             f"{shown('recording.codec')} needs recording.layout mono or separate (GSM 6.10 "
             f"in WAV is mono only), not {shown('recording.layout')}"
         )
+    if settings["storage.backend"] == "s3" and not settings["storage.s3.bucket"]:
+        return (
+            f"{shown('storage.backend')} needs a bucket: set storage.s3.bucket too (both at "
+            "once: callvault settings set storage.backend s3 storage.s3.bucket NAME)"
+        )
     return None
 
 
@@ -132,6 +137,13 @@ def set_settings(
     parsed = {name: parse_value(_runtime_setting(name), text) for name, text in values.items()}
     current = base.overlay(_stored_values(session, skip=values.keys()), DATABASE)
     problem = consistency_problem(current.overlay(parsed, _NEW))
+    if problem is None and "encryption.enabled" in values:
+        # A state check, not a settings one: encryption needs a key saved first.
+        from callvault.crypto.keys import encryption_problem
+
+        problem = encryption_problem(session, current.overlay(parsed, _NEW))
+    if problem is None:
+        problem = _bucket_problem(session, base, current.overlay(parsed, _NEW))
     if problem:
         changes = ", ".join(f"{name} = {text!r}" for name, text in values.items())
         raise ConfigError(f"cannot set {changes}: {problem}")
@@ -143,7 +155,50 @@ def set_settings(
         else:
             row.value, row.updated_at, row.updated_by = text, now, updated_by
     session.flush()
+    _apply_retention(session, values.keys(), base, updated_by)
     return parsed
+
+
+#: What names the place of the recordings already in S3: a row keeps only its key.
+_BUCKET_PLACE = ("storage.s3.bucket", "storage.s3.prefix")
+
+
+def _bucket_problem(session: Session, base: Settings, after: Settings) -> str | None:
+    """Why the bucket or prefix cannot change now: recordings are kept under the old
+    one, and a row knows only its key (they would all become unplayable)."""
+    before: dict[str, Any] = {}
+    for name in _BUCKET_PLACE:
+        row = session.get(StoredSetting, name)
+        setting = SETTINGS_BY_NAME[name]
+        before[name] = parse_value(setting, row.value, DATABASE) if row else base[name]
+    changed = [name for name in _BUCKET_PLACE if before[name] != after[name]]
+    if not changed:
+        return None
+    kept = session.scalar(
+        select(func.count())
+        .select_from(Recording)
+        .where(Recording.store == "s3", Recording.deleted_at.is_(None))
+    )
+    if not kept:
+        return None
+    where = f"s3://{before['storage.s3.bucket']}/{before['storage.s3.prefix']}"
+    return (
+        f"{kept} recordings are kept in {where} and would become unreachable: move them "
+        "to the data directory first (callvault settings set storage.backend local; "
+        "callvault storage move --to local), change "
+        f"{' and '.join(changed)}, then move them back"
+    )
+
+
+def _apply_retention(
+    session: Session, names: Iterable[str], base: Settings, actor: str | None
+) -> None:
+    """A changed retention policy re-dates the recordings at once (W2: moving to the
+    limited tier restarts deletion, leaving it stops it), not at the next purge."""
+    if any(name.startswith("retention.") for name in names):
+        from callvault.recording.retention import sync_policy  # it builds on this module
+
+        sync_policy(session, base, utcnow(), actor=actor or "settings")
 
 
 def reset_setting(session: Session, name: str, *, base: Settings | None = None) -> None:
@@ -154,12 +209,14 @@ def reset_setting(session: Session, name: str, *, base: Settings | None = None) 
     _runtime_setting(name)
     if base is not None:
         after = base.overlay(_stored_values(session, skip=(name,)), DATABASE)
-        if problem := consistency_problem(after):
+        if problem := consistency_problem(after) or _bucket_problem(session, base, after):
             raise ConfigError(f"cannot reset {name}: {problem}")
     row = session.get(StoredSetting, name)
     if row is not None:
         session.delete(row)
         session.flush()
+        if base is not None:
+            _apply_retention(session, (name,), base, None)
 
 
 def parse_value(setting: Setting, text: str, source: str | None = None) -> Any:

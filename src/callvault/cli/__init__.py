@@ -15,7 +15,10 @@ import click
 from callvault import __version__
 from callvault.cli.calls import calls, recordings
 from callvault.cli.common import DATA_HELP, cli_settings
+from callvault.cli.keys import keys
+from callvault.cli.retention import hold, purge_command
 from callvault.cli.settings import settings_group
+from callvault.cli.storage import storage, verify
 from callvault.cli.users import users
 
 __all__ = ["main"]
@@ -67,6 +70,11 @@ main.add_command(calls)
 main.add_command(recordings)
 main.add_command(settings_group)
 main.add_command(users)
+main.add_command(keys)
+main.add_command(purge_command)
+main.add_command(hold)
+main.add_command(storage)
+main.add_command(verify)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -56,37 +56,112 @@ def recordings() -> None:
 @click.option("--data", metavar="DIR", help=DATA_HELP)
 @click.option("--config", metavar="FILE", help="TOML settings file.")
 @click.option("--output", "-o", required=True, metavar="FILE", help="Where to write it.")
-def recordings_get(recording_id: int, data: str | None, config: str | None, output: str) -> None:
-    """Write recording RECORDING_ID, as stored, to FILE."""
-    from callvault.db.queries import recording_by_id
+@click.option(
+    "--encrypted",
+    is_flag=True,
+    help="An encrypted recording's stored ciphertext as it is (decrypt it with gpg).",
+)
+@click.option("--passphrase", metavar="P", help="The private key's passphrase, when it has one.")
+def recordings_get(
+    recording_id: int,
+    data: str | None,
+    config: str | None,
+    output: str,
+    encrypted: bool,
+    passphrase: str | None,
+) -> None:
+    """Write recording RECORDING_ID's audio to FILE (- for stdout).
+
+    An encrypted recording is decrypted with the private key stored in the system (and
+    --passphrase if it needs one), in memory as it is written; --encrypted writes the
+    stored OpenPGP file instead. The file is read from the recording's store (the data
+    directory or S3).
+    """
+    from callvault.crypto.access import NoPrivateKey, open_plaintext, open_store, opening
+    from callvault.crypto.openpgp import OpenPGPError, PassphraseRequired
+    from callvault.web.keys import load_secret
 
     settings = cli_settings(data, config)
     database = open_database(settings)
     try:
-        found = database.read(lambda s: _recording_file(s, recording_id, recording_by_id))
+        found = database.read(lambda s: _recording_file(s, recording_id, settings))
+        if found is None:
+            raise click.ClickException(f"no recording {recording_id}")
+        recording, effective = found
+        if recording.state != "ready" or recording.path is None:
+            raise click.ClickException(
+                f"recording {recording_id} is not ready (state: {recording.state})"
+            )
+        if encrypted and not recording.encrypted:
+            raise click.ClickException(
+                f"recording {recording_id} is not encrypted: leave out --encrypted"
+            )
+        store = open_store(effective, recording.store, settings.data_dir)
+        chunks: Iterable[bytes]
+        if recording.encrypted and not encrypted:
+            secret = load_secret(settings.data_dir)
+            opened = database.read(lambda s: opening(s, recording, secret))
+            try:
+                chunks = open_plaintext(store, opened, passphrase)
+            except NoPrivateKey as exc:
+                raise click.ClickException(
+                    f"{exc}: use --encrypted to get the .gpg file and decrypt it where the "
+                    "private key is"
+                ) from None
+            except PassphraseRequired:
+                raise click.ClickException(
+                    f"recording {recording_id} is encrypted with a key that needs its "
+                    "passphrase: give --passphrase"
+                ) from None
+            except OpenPGPError as exc:
+                raise click.ClickException(str(exc)) from None
+        else:
+            chunks = store.read(recording.path)
+        written = _write_out(chunks, output, recording_id)
+    except FileNotFoundError:
+        raise click.ClickException(f"recording {recording_id}: its file is missing") from None
     finally:
         database.dispose()
-    if found is None:
-        raise click.ClickException(f"no recording {recording_id}")
-    state, path = found
-    if state != "ready" or path is None:
-        raise click.ClickException(f"recording {recording_id} is not ready (state: {state})")
-    source = settings.data_dir / path
-    if not source.exists():
-        raise click.ClickException(f"recording {recording_id}: file {source} is missing")
-    if output == "-":
-        with source.open("rb") as handle:
-            shutil.copyfileobj(handle, sys.stdout.buffer)
-        return
-    shutil.copyfile(source, output)
-    click.echo(f"wrote {output} ({Path(output).stat().st_size} bytes)", err=True)
+    if output != "-":
+        click.echo(f"wrote {output} ({written} bytes)", err=True)
 
 
-def _recording_file(session: Any, recording_id: int, lookup: Any) -> tuple[str, str | None] | None:
-    recording = lookup(session, recording_id)
+def _recording_file(session: Any, recording_id: int, base: Any) -> tuple[Any, Any] | None:
+    """The recording and the effective settings (its store may be the S3 bucket)."""
+    from callvault.db.queries import recording_by_id
+    from callvault.runtime_settings import effective_settings
+
+    recording = recording_by_id(session, recording_id)
     if recording is None:
         return None
-    return recording.state, recording.path
+    return recording, effective_settings(session, base, check=False)
+
+
+def _write_out(chunks: Iterable[bytes], output: str, recording_id: int) -> int:
+    """Write the chunks to ``output`` (``-``: stdout); a failure leaves no partial file."""
+    from callvault.crypto.openpgp import OpenPGPError
+
+    written = 0
+    try:
+        if output == "-":
+            for chunk in chunks:
+                sys.stdout.buffer.write(chunk)
+                written += len(chunk)
+            sys.stdout.buffer.flush()
+            return written
+        with Path(output).open("wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+                written += len(chunk)
+    except OpenPGPError as exc:
+        if output != "-":
+            Path(output).unlink(missing_ok=True)
+        raise click.ClickException(f"recording {recording_id}: {exc}") from None
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return written
 
 
 def _run_job(settings: Any, job: Any) -> str:

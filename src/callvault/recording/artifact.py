@@ -4,7 +4,9 @@ Used by the segment and the stitched-call paths of the finalize job alike: encod
 channels into the configured format under a temporary name, rename it into place, and
 compute the facts the UI draws (REQUIREMENTS D3, D5, U2): waveform peaks per channel,
 talk intervals per party, paused intervals, DTMF marks, all in seconds from the start
-of the file.
+of the file. With encryption on, the file is then encrypted to the active key and the
+plaintext removed (:mod:`callvault.crypto.sealing`): the analysis is made from the
+samples, before, and is not audio.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from callvault.crypto.sealing import EncryptionTarget, SealedFile, seal_file
 from callvault.media.analysis import talk_intervals, waveform_peaks
 from callvault.media.encode import EncodedFile, OutputFormat, encode_file
 
@@ -35,6 +38,7 @@ class Artifact:
     peaks: bytes
     peaks_per_second: float
     analysis: dict[str, Any]
+    sealed: SealedFile | None = None  # the stored ciphertext, when encrypted
 
 
 def _intervals(ranges: Sequence[tuple[float, float]], duration: float) -> list[list[float]]:
@@ -75,21 +79,17 @@ def write_artifact(
     paused: Sequence[Sequence[tuple[float, float]]] = (),
     dtmf: Sequence[dict[str, Any]] = (),
     extra: dict[str, Any] | None = None,
+    seal: EncryptionTarget | None = None,
 ) -> Artifact:
-    """Encode ``channels`` to ``final`` (atomically) and analyse them.
+    """Encode ``channels`` to ``final`` (atomically) and analyse them; with ``seal``,
+    encrypt ``final`` into ``final.gpg`` and remove ``final``.
 
     ``talk`` comes from :func:`party_talk`; ``paused[i]`` are channel i's paused
     intervals and ``dtmf`` the DTMF marks, all in seconds from the start of the file.
     """
     pcm = np.stack(channels) if channels else np.zeros((1, 0), dtype=np.int16)
-    partial = final.with_name(final.name + ".partial")
-    try:
-        encoded = encode_file(partial, pcm, sample_rate, fmt)
-        partial.replace(final)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    encoded = dataclasses.replace(encoded, path=final)
+    # Analysed first: with ``seal`` nothing may fail between writing the plaintext and
+    # encrypting it (a failing encryption removes the plaintext itself).
     duration = pcm.shape[1] / sample_rate if sample_rate else 0.0
     peaks = waveform_peaks(pcm, sample_rate, PEAKS_PER_SECOND)
     analysis: dict[str, Any] = {
@@ -101,8 +101,18 @@ def write_artifact(
     }
     if extra:
         analysis.update(extra)
+    partial = final.with_name(final.name + ".partial")
+    try:
+        encoded = encode_file(partial, pcm, sample_rate, fmt)
+        partial.replace(final)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    encoded = dataclasses.replace(encoded, path=final)
+    sealed = seal_file(final, seal) if seal is not None else None
     # Interleaved by point: channel 0's peak, channel 1's, then the next point.
-    return Artifact(encoded, peaks.T.astype(np.uint8).tobytes(), PEAKS_PER_SECOND, analysis)
+    points = peaks.T.astype(np.uint8).tobytes()
+    return Artifact(encoded, points, PEAKS_PER_SECOND, analysis, sealed)
 
 
 def _silence_ratio(channel: Pcm, sample_rate: int) -> float:

@@ -31,6 +31,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from callvault.config import Settings, load_settings
+from callvault.crypto.openpgp import OpenPGPError
+from callvault.crypto.sealing import (
+    EncryptionTarget,
+    EncryptionUnavailable,
+    capture_problem,
+    encryption_target,
+    mark_encryption,
+    sealed_name,
+    settle_captures,
+    stored_path,
+)
 from callvault.db import Database
 from callvault.db.models import Recording, Segment, Stream, StreamParticipant
 from callvault.media.decoders import UnsupportedCodec
@@ -44,6 +55,7 @@ from callvault.media.session import (
     read_capture,
     stream_rate,
 )
+from callvault.recording import retention
 from callvault.recording.artifact import Artifact, party_talk, write_artifact
 from callvault.recording.events import emit, recording_payload
 from callvault.recording.layout import OutputPlan, Party, parties_of, phone_number, plan_outputs
@@ -51,6 +63,8 @@ from callvault.recording.policy import RecordingPolicy, policy_from
 from callvault.recording.rescan import rescan_capture
 from callvault.rtp.pcap import PcapError
 from callvault.runtime_settings import effective_settings
+from callvault.store import StoreError, store_for
+from callvault.store.uploader import stored_locally
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +81,7 @@ class _Output:
     relative: str
     file_name: str
     previous: str | None  # the file an earlier run made (a remake in another format)
+    previous_store: str = "local"  # where that file is (the uploader may have moved it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +94,7 @@ class _SegmentJob:
     start: float
     end: float
     policy: RecordingPolicy
+    encryption: EncryptionTarget | None = None  # encrypt each file to this key
 
 
 def finalize_recording(
@@ -116,11 +132,14 @@ def finalize_recording(
         ids = [o.recording_id for o in claim.outputs] or [recording_id]
         database.write(lambda s: fail_recordings(s, ids, error))
         return "failed"
-    database.write(lambda s: _commit(s, claim, results))
-    made = {output.relative for output in claim.outputs}
-    remove_replaced(data_dir, [o.previous for o in claim.outputs if o.previous not in made])
+    database.write(lambda s: _commit(s, base, claim, results))
+    sealed = claim.encryption is not None
+    made = {stored_path(output.relative, sealed) for output in claim.outputs}
+    replaced = [(o.previous_store, o.previous) for o in claim.outputs if o.previous not in made]
+    remove_replaced(database, base, replaced)
     if claim.policy.stitch == "transfers":
         stitch.stitch_if_complete(database, data_dir, claim.call_id, base, moment)
+    settle_captures(database, data_dir, claim.call_id, base)
     return "ready"
 
 
@@ -137,11 +156,17 @@ def _claim(
         return "skipped"
     if gave_up(recording):
         return "failed"
-    policy = policy_from(effective_settings(db, base))
+    settings = effective_settings(db, base)
+    policy = policy_from(settings)
     if not force and (wait := policy.wait_until(now)) is not None:
         recording.state = "waiting"
         recording.not_before = wait
         return "deferred"
+    try:
+        encryption = encryption_target(db, settings)
+    except EncryptionUnavailable as exc:
+        recording.state, recording.error = "failed", str(exc)
+        return "failed"
     segment = db.scalars(
         select(Segment)
         .where(Segment.id == recording.segment_id)
@@ -153,6 +178,12 @@ def _claim(
             .selectinload(StreamParticipant.participant),
         )
     ).one()
+    if problem := capture_problem(segment):
+        if recording.state == "ready":  # keep the file it has; say why nothing was made
+            log.warning("recording %s not made again: %s", recording.id, problem)
+            return "skipped"
+        recording.state, recording.error = "failed", problem
+        return "failed"
     recording.attempts += 1
     recording.started_at = datetime.now(UTC)
     recording.not_before = None
@@ -167,7 +198,7 @@ def _claim(
     plans = plan_outputs(parties, policy.layout, policy.left_channel)
     start = segment.started_at.timestamp()
     end = (segment.ended_at or segment.started_at).timestamp()
-    outputs = _reserve(db, recording, plans, parties, policy, data_dir)
+    outputs = _reserve(db, recording, plans, parties, policy, data_dir, encryption is not None)
     return _SegmentJob(
         recording_id=recording.id,
         call_id=recording.call_id,
@@ -177,6 +208,7 @@ def _claim(
         start=start,
         end=end,
         policy=policy,
+        encryption=encryption,
     )
 
 
@@ -227,6 +259,7 @@ def _reserve(
     parties: list[Party],
     policy: RecordingPolicy,
     data_dir: Path,
+    sealed: bool = False,
 ) -> tuple[_Output, ...]:
     """Rows and file names for every planned file; marks them processing."""
     existing = {
@@ -264,7 +297,11 @@ def _reserve(
             name=_agent_name(named),
             data_dir=data_dir,
         )
-        outputs.append(_Output(row.id, plan, data_dir / relative, relative, file_name, row.path))
+        if sealed:
+            relative, file_name = sealed_name(db, row, relative, file_name, data_dir)
+        outputs.append(
+            _Output(row.id, plan, data_dir / relative, relative, file_name, row.path, row.store)
+        )
     return tuple(outputs)
 
 
@@ -293,7 +330,15 @@ def _work(job: _SegmentJob) -> list[tuple[_Output, Artifact]]:
     for output in job.outputs:
         output.final.parent.mkdir(parents=True, exist_ok=True)
         artifact = render_plan(
-            output.plan, decoded, job.sources, rate, total, job.start, output.final, job.policy
+            output.plan,
+            decoded,
+            job.sources,
+            rate,
+            total,
+            job.start,
+            output.final,
+            job.policy,
+            job.encryption,
         )
         results.append((output, artifact))
     return results
@@ -308,8 +353,10 @@ def render_plan(
     start: float,
     final: Path,
     policy: RecordingPolicy,
+    seal: EncryptionTarget | None = None,
 ) -> Artifact:
-    """Mix one planned file's channels from decoded streams, then encode and analyse it."""
+    """Mix one planned file's channels from decoded streams, then encode and analyse it
+    (and encrypt it, with ``seal``)."""
     pauses = {s.key: s.paused for s in sources}
     end = start + total / rate
     channels: list[Pcm] = []
@@ -367,19 +414,29 @@ def render_plan(
         paused=paused,
         dtmf=dtmf,
         extra=extra,
+        seal=seal,
     )
 
 
 # -- commit ---------------------------------------------------------------------------
 
 
-def _commit(db: Session, job: _SegmentJob, results: list[tuple[_Output, Artifact]]) -> None:
+def _commit(
+    db: Session, base: Settings, job: _SegmentJob, results: list[tuple[_Output, Artifact]]
+) -> None:
+    rows: list[Recording] = []
     for output, artifact in results:
         row = db.get(Recording, output.recording_id)
         if row is None:
             continue
         apply_artifact(row, artifact, output.relative, output.file_name, job.policy)
         row.channel_map = [c.as_json() for c in output.plan.channels]
+        rows.append(row)
+    db.flush()
+    # The deletion date of the retention policy (and the call's own), before anyone is
+    # told the recording is ready, so the payload and the API agree from the start.
+    retention.schedule_recordings(db, base, [row.id for row in rows])
+    for row in rows:
         emit(db, "recording.ready", recording_payload(row))
 
 
@@ -404,19 +461,32 @@ def apply_artifact(
     row.peaks = artifact.peaks
     row.peaks_per_second = artifact.peaks_per_second
     row.analysis = artifact.analysis
+    mark_encryption(row, artifact.sealed, encoded)
     row.error = None
     row.ready_at = datetime.now(UTC)
+    stored_locally(row, row.ready_at)  # a remake is local again (with S3: uploaded again)
 
 
-def remove_replaced(data_dir: Path, paths: list[str | None]) -> None:
+def remove_replaced(
+    database: Database, base: Settings, replaced: list[tuple[str, str | None]]
+) -> None:
     """Delete files an earlier run made under another name, now that the new ones are
-    committed (a remake in another format must not leave the old file behind)."""
-    for relative in paths:
-        if relative:
-            (data_dir / relative).unlink(missing_ok=True)
+    committed (a remake in another format must not leave the old file behind), from the
+    store that holds each: ``(store, path)`` pairs. A store that cannot be reached keeps
+    its file (``callvault verify`` lists it as belonging to no recording)."""
+    replaced = [(name, path) for name, path in replaced if path]
+    if not replaced:
+        return
+    settings = database.read(lambda db: effective_settings(db, base, check=False))
+    for name, path in replaced:
+        assert path is not None
+        try:
+            store_for(settings, name).delete(path)
+        except (StoreError, ValueError) as exc:
+            log.warning("could not remove the replaced file %s from %s: %s", path, name, exc)
 
 
-_BAD_INPUT = (UnsupportedCodec, EncodeError, PcapError, OSError, ValueError)
+_BAD_INPUT = (UnsupportedCodec, EncodeError, PcapError, OSError, ValueError, OpenPGPError)
 
 
 def describe_failure(what: str, exc: Exception) -> str:

@@ -78,6 +78,7 @@ class RecordingSession:
     invite_transaction: str | None = None
     cancelled: bool = False
     awaiting_answer: bool = False  # we offered in the 200 (offerless INVITE): the ACK answers
+    metadata_only: bool = False  # the policy said not to record: no media, metadata kept
 
     def move_to(self, state: SessionState) -> None:
         if state not in _TRANSITIONS[self.state]:

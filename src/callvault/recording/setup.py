@@ -14,6 +14,11 @@ import time
 from typing import TYPE_CHECKING
 
 from callvault.recording.correlation import call_keys
+from callvault.recording.selection import (
+    NoCapture,
+    create_metadata_only_segment,
+    metadata_only_answer,
+)
 from callvault.recording.session import EndReason, LiveStream, RecordingSession, SessionState
 from callvault.recording.store import NewSegment
 from callvault.rtp.srtp import SrtpReceiver
@@ -147,7 +152,13 @@ class SessionSetup:
         )
         if timer.status is not None:
             raise SetupRefused(timer.status, timer.reason or "", list(timer.headers))
-        if offer.sdp is not None:
+        # The policy (recording.enabled, directions): a session not to be recorded is
+        # still answered, with metadata only: no capture, no port (REQUIREMENTS T1, T2).
+        decision = (await srs.rules.current()).decide(offer.metadata)
+        if not decision.record:
+            log.info("metadata only for %s: %s", request.call_id, decision.reason)
+            choices: list[StreamChoice | None] = []
+        elif offer.sdp is not None:
             choices = choose_streams(offer.sdp)
             if not any(choices):
                 raise SetupRefused(488, "Not Acceptable Here: no stream callvault can record")
@@ -158,7 +169,11 @@ class SessionSetup:
         segment_uid = secrets.token_hex(16)
         day = time.strftime("%Y/%m/%d", time.gmtime(wall))
         try:
-            capture = srs.media.open_capture(f"captures/{day}/{segment_uid}.pcap")
+            capture = (
+                srs.media.open_capture(f"captures/{day}/{segment_uid}.pcap")
+                if decision.record
+                else NoCapture()
+            )
         except OSError as exc:
             log.error("cannot create a capture file: %s", exc)
             raise SetupRefused(503, "Service Unavailable: cannot store media") from None
@@ -189,21 +204,24 @@ class SessionSetup:
             sdp_version=1,
             invite_transaction=transaction_id,
             awaiting_answer=offer.sdp is None,
+            metadata_only=not decision.record,
         )
         srs.track_pending(transaction_id, session)
+        new = NewSegment(
+            request=request,
+            peer=peer,
+            offer=offer,
+            keys=call_keys(request, offer.metadata),
+            started_at=wall,
+            capture_path=capture.path,
+            local_tag=local_tag,
+            streams=[(s.index, s.choice, s.endpoint.rtp_port) for s in streams],
+        )
         try:
-            ids = await srs.store.create_segment(
-                NewSegment(
-                    request=request,
-                    peer=peer,
-                    offer=offer,
-                    keys=call_keys(request, offer.metadata),
-                    started_at=wall,
-                    capture_path=capture.path,
-                    local_tag=local_tag,
-                    streams=[(s.index, s.choice, s.endpoint.rtp_port) for s in streams],
-                )
-            )
+            if decision.record:
+                ids = await srs.store.create_segment(new)
+            else:
+                ids = await srs.store.run(create_metadata_only_segment, new)
         except Exception:
             for stream in streams:
                 srs.media.close_stream(stream.endpoint)
@@ -219,7 +237,16 @@ class SessionSetup:
             session.session_interval = timer.interval
             session.session_expires_at = timer.timer.expires_at(session.started_at)
             timer_headers = list(timer.headers)
-        body = self._sdp(session, offer.sdp, choices, address)
+        if decision.record:
+            body = self._sdp(session, offer.sdp, choices, address)
+        else:
+            body = metadata_only_answer(
+                offer.sdp,
+                offer_labels(offer),
+                address=address,
+                session_id=session.sdp_session_id,
+                session_version=session.sdp_version,
+            )
         headers = [("Contact", contact), ("Allow", _allow()), ("Supported", "timer, replaces")]
         headers.extend(timer_headers)
         response = make_response(

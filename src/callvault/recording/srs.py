@@ -16,7 +16,9 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from callvault.config import Settings, load_settings
 from callvault.recording.ports import Clock, JobQueue, MediaGateway
+from callvault.recording.selection import RulesSource, metadata_only_update
 from callvault.recording.session import EndReason, RecordingSession, SessionState
 from callvault.recording.setup import SessionSetup
 from callvault.recording.store import SessionStore
@@ -66,6 +68,7 @@ class SessionRecordingServer:
         clock: Clock,
         limits: SrsLimits,
         sip_port: int,
+        settings: Settings | None = None,
     ) -> None:
         self.media = media
         self.store = store
@@ -80,6 +83,8 @@ class SessionRecordingServer:
         self._pending: dict[str, RecordingSession | None] = {}  # INVITE tx id -> session
         self._tasks: set[asyncio.Task[None]] = set()
         self._setup = SessionSetup(self)
+        # What new sessions record (recording.enabled, directions): read while running.
+        self.rules = RulesSource(store.database, settings or load_settings(environ={}))
 
     # -- dispatch ------------------------------------------------------------------
     def on_request(self, request: Request, peer: Peer, transaction_id: str) -> None:
@@ -156,7 +161,10 @@ class SessionRecordingServer:
         self, session: RecordingSession, request: Request, peer: Peer, transaction_id: str
     ) -> None:
         try:
-            response = await apply_update(self, session, request)
+            if session.metadata_only:
+                response = await metadata_only_update(self, session, request)
+            else:
+                response = await apply_update(self, session, request)
         except Exception:
             log.exception("re-INVITE/UPDATE of %s failed", session.dialog.call_id)
             response = make_response(request, 500, "Server Internal Error")
@@ -205,7 +213,11 @@ class SessionRecordingServer:
                 continue
             if session.session_expires_at is not None and now > session.session_expires_at:
                 self._spawn(self.end_session(session, EndReason.SESSION_TIMER, send_bye=True))
-            elif not session.all_paused() and now - session.last_media_at() > timeout:
+            elif (
+                not session.metadata_only
+                and not session.all_paused()
+                and now - session.last_media_at() > timeout
+            ):
                 self._spawn(self.end_session(session, EndReason.RTP_TIMEOUT, send_bye=True))
 
     async def shutdown(self) -> None:

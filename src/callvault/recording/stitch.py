@@ -15,7 +15,8 @@ is internal, right when external, and to both channels when it is a mixed stream
 
 The stitched recording is (re)made when every segment of the call has ended and been
 finalized; a segment arriving later (the call came back) makes it again. It is made on
-demand too (``callvault calls stitch``).
+demand too (``callvault calls stitch``). It needs every segment's raw capture: once
+captures are encrypted or removed (``encryption.captures``) it is not made again.
 """
 
 from __future__ import annotations
@@ -32,9 +33,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from callvault.config import Settings
+from callvault.crypto.sealing import (
+    EncryptionTarget,
+    EncryptionUnavailable,
+    capture_problem,
+    encryption_target,
+    sealed_name,
+    settle_captures,
+    stored_path,
+)
 from callvault.db import Database
 from callvault.db.models import Call, Recording, Segment, Stream, StreamParticipant
 from callvault.media.session import StreamSource, decode_stream, mix, read_capture, stream_rate
+from callvault.recording import retention
 from callvault.recording.artifact import party_talk, write_artifact
 from callvault.recording.events import emit, recording_payload
 from callvault.recording.finalize import (
@@ -81,6 +92,9 @@ class _StitchJob:
     policy: RecordingPolicy
     channels: int
     previous: str | None
+    previous_store: str
+    call_id: int
+    encryption: EncryptionTarget | None = None
 
 
 def _load_call(db: Session, call_id: int) -> Call | None:
@@ -135,7 +149,7 @@ def request_stitch(db: Session, call_id: int, *, only_if_complete: bool) -> int 
             and covered == [s.id for s in segments]
         ):
             return None  # made already, from exactly these segments
-    if not segments:
+    if not segments or (only_if_complete and any(capture_problem(s) for s in segments)):
         return None
     if stitched is None:
         stitched = Recording(call_id=call.id, segment_id=None, kind="call", state="waiting")
@@ -180,11 +194,14 @@ def make_stitched(
             return
         apply_artifact(row, artifact, claim.relative, claim.file_name, claim.policy)
         row.channel_map = _channel_map(claim)
+        db.flush()
+        retention.schedule_recordings(db, base, [row.id])
         emit(db, "recording.ready", recording_payload(row))
 
     database.write(commit)
-    if claim.previous != claim.relative:
-        remove_replaced(data_dir, [claim.previous])
+    if claim.previous != stored_path(claim.relative, claim.encryption is not None):
+        remove_replaced(database, base, [(claim.previous_store, claim.previous)])
+    settle_captures(database, data_dir, claim.call_id, base)
     return "ready"
 
 
@@ -196,12 +213,23 @@ def _claim(
         return "skipped"
     if gave_up(row):
         return "failed"
-    policy = policy_from(effective_settings(db, base))
+    settings = effective_settings(db, base)
+    policy = policy_from(settings)
     if not force and (wait := policy.wait_until(now)) is not None:
         row.state, row.not_before = "waiting", wait
         return "deferred"
     call = _load_call(db, row.call_id)
     assert call is not None
+    try:
+        encryption = encryption_target(db, settings)
+        problem = next(filter(None, map(capture_problem, _media_segments(call))), None)
+    except EncryptionUnavailable as exc:
+        problem = str(exc)
+    if problem:
+        # A stitched file made before stays (the row is ready again); else it failed.
+        row.state, row.error = ("ready", None) if row.sha256 else ("failed", problem)
+        log.warning("stitched recording %s not made: %s", row.id, problem)
+        return "failed"
     layout = "stereo" if policy.layout == "separate" else policy.layout
     pieces: list[_Piece] = []
     everyone: list[Party] = []
@@ -241,6 +269,8 @@ def _claim(
         name=agents[0].name if agents else None,
         data_dir=data_dir,
     )
+    if encryption is not None:
+        relative, file_name = sealed_name(db, row, relative, file_name, data_dir)
     return _StitchJob(
         recording_id=row.id,
         pieces=tuple(pieces),
@@ -252,6 +282,9 @@ def _claim(
         policy=policy,
         channels=1 if layout == "mono" else 2,
         previous=row.path,
+        previous_store=row.store,
+        call_id=row.call_id,
+        encryption=encryption,
     )
 
 
@@ -336,6 +369,7 @@ def _work(job: _StitchJob) -> Any:
         paused=paused,
         dtmf=dtmf,
         extra={"segments": segments, "segment_ids": [p.segment_id for p in job.pieces]},
+        seal=job.encryption,
     )
 
 

@@ -28,6 +28,7 @@ from callvault.db.queries import recordings_due
 from callvault.jobs.local import LocalJobRunner
 from callvault.logs import configure_logging
 from callvault.recording.policy import policy_from
+from callvault.recording.purge import TICK_SECONDS, retention_tick
 from callvault.recording.recovery import recover_interrupted
 from callvault.recording.srs import SessionRecordingServer, SrsLimits
 from callvault.recording.store import SessionStore
@@ -38,6 +39,8 @@ from callvault.server.rtp import PortPool
 from callvault.server.sip_endpoint import SipEndpoint
 from callvault.server.sip_transport import SipTransports
 from callvault.sip.transaction import TransactionLayer
+from callvault.store.uploader import INTERVAL as UPLOAD_INTERVAL
+from callvault.store.uploader import Uploader
 from callvault.web.app import create_web_app
 from callvault.web.bootstrap import ensure_admin
 from callvault.web.keys import load_secret
@@ -127,6 +130,7 @@ async def serve(settings: Settings) -> None:
             rtp_inactivity_timeout=settings["rtp.inactivity_timeout"],
         ),
         sip_port=sip_listen.port,
+        settings=settings,
     )
     endpoint.transports = transports
     endpoint.srs = srs
@@ -138,11 +142,14 @@ async def serve(settings: Settings) -> None:
         return Readiness(ok, {"disk_free_mb": media.disk_free // 2**20})
 
     outbox = {"pending": 0, "failed": 0}  # refreshed by deliver_webhooks, read by /metrics
+    uploader = Uploader(database, settings, data_dir)  # S3 uploads (storage.backend s3)
 
     def gauges() -> dict[str, float]:
         return {
             "callvault_webhook_deliveries_pending": outbox["pending"],
             "callvault_webhook_deliveries_failed": outbox["failed"],
+            "callvault_uploads_pending": uploader.pending,
+            "callvault_uploads_failing": uploader.failing,
             "callvault_sessions_live": srs.live_sessions,
             "callvault_rtp_ports_in_use": media.pool.in_use * 2,
             "callvault_sip_datagrams_received": transports.datagrams_received,
@@ -196,6 +203,8 @@ async def serve(settings: Settings) -> None:
         _every_async(settings["stats.persist_interval"], lambda: store.save_stats(srs)),
         _every_async(SCHEDULER_INTERVAL, schedule_due),
         _every_async(WEBHOOK_INTERVAL, deliver_webhooks),
+        _every_async(TICK_SECONDS, lambda: retention_tick(database, settings, data_dir)),
+        _every_async(UPLOAD_INTERVAL, uploader.run),
     ]
     tasks = [asyncio.create_task(coro) for coro in periodic]
     web_task = asyncio.create_task(web.serve())

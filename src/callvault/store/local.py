@@ -35,16 +35,20 @@ class LocalStore:
 
     def put(self, key: str, source: Path, *, sha256: str) -> StoredObject:
         target = self.path(key)
+        checked = target
         if source.resolve() != target:
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            shutil.copyfile(source, partial)
-            with partial.open("rb") as handle:
+            checked = target.with_name(target.name + ".partial")
+            shutil.copyfile(source, checked)
+            with checked.open("rb") as handle:
                 os.fsync(handle.fileno())
-            partial.replace(target)
-        found = file_sha256(target)
+        found = file_sha256(checked)
         if found != sha256:
+            if checked != target:
+                checked.unlink(missing_ok=True)  # never leave wrong bytes under the key
             raise StoreError(f"{key}: stored SHA-256 {found} is not the expected {sha256}")
+        if checked != target:
+            checked.replace(target)
         return StoredObject(key, target.stat().st_size, found)
 
     def read(self, key: str, start: int = 0, stop: int | None = None) -> Iterator[bytes]:

@@ -16,18 +16,24 @@ decode at hundreds of times real time, so decoding per request costs little and 
 memory bounded; the WAV's length is fixed by the recording's duration before decoding
 starts, so every range of it is consistent with every other.
 
+Bodies of encrypted recordings and of recordings kept in S3 are made by
+:mod:`callvault.web.playback` and sent by :func:`serve` like any other (``release``
+frees a decryption that is not sent: a 304 or a 416).
+
 Permission checks are the caller's (``callvault.web.permissions``); nothing here looks
 at who is asking.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
@@ -92,6 +98,8 @@ class AudioBody:
     etag: str  # quoted, as in the header
     chunks: Callable[[int, int], Iterator[bytes]]  # (start, stop exclusive)
     transcoded: bool = False
+    # Frees what reading holds (a running decryption) when the body is not sent.
+    release: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,15 +175,16 @@ def stored_audio(path: Path, media_type: str, sha256: str | None) -> AudioBody:
     return AudioBody(size, media_type, f'"{tag}"', chunks)
 
 
-def transcoded_audio(path: Path, sha256: str | None, duration_s: float | None) -> AudioBody:
-    """The file decoded into a 16-bit PCM WAV, for a browser that cannot play it.
+def transcoded_audio(path: Path | bytes, sha256: str | None, duration_s: float | None) -> AudioBody:
+    """The file (a path, or its bytes in memory) decoded into a 16-bit PCM WAV, for a
+    browser that cannot play it.
 
     The WAV holds exactly ``duration_s`` of audio (the decoder's output is cut or padded
     with silence to it: GSM 6.10 decodes in 320-sample blocks, so its last block runs
     past the real end). ``soundfile.LibsndfileError`` (a ``RuntimeError``) when
     libsndfile cannot read the file; ``FileNotFoundError`` when it is gone.
     """
-    info = soundfile.info(str(path))
+    info = soundfile.info(_sound_source(path))
     channels, rate = int(info.channels), int(info.samplerate)
     frames = round(duration_s * rate) if duration_s is not None else int(info.frames)
     data_bytes = frames * channels * 2
@@ -196,7 +205,8 @@ def transcoded_audio(path: Path, sha256: str | None, duration_s: float | None) -
                 return
             offset = block_end
 
-    tag = f"{sha256 or path.stat().st_size}-pcm16"
+    size = len(path) if isinstance(path, bytes) else path.stat().st_size
+    tag = f"{sha256 or size}-pcm16"
     return AudioBody(len(header) + data_bytes, "audio/wav", f'"{tag}"', chunks, transcoded=True)
 
 
@@ -235,6 +245,8 @@ def serve(request: Request, body: AudioBody, *, disposition: str | None = None) 
     if disposition:
         headers["Content-Disposition"] = disposition
     if _matches(request.headers.get("if-none-match"), body.etag):
+        if body.release is not None:
+            body.release()
         return Served(Response(status_code=304, headers=headers), from_start=False)
     range_header = request.headers.get("range")
     if_range = request.headers.get("if-range")
@@ -243,6 +255,8 @@ def serve(request: Request, body: AudioBody, *, disposition: str | None = None) 
     try:
         span = parse_range(range_header, body.size)
     except RangeNotSatisfiable as exc:
+        if body.release is not None:
+            body.release()
         headers["Content-Range"] = f"bytes */{body.size}"
         problem = {
             "type": "about:blank",
@@ -289,12 +303,17 @@ def _wav_header(channels: int, rate: int, data_bytes: int) -> bytes:
     )
 
 
-def _pcm_blocks(path: Path, frames: int, channels: int) -> Iterator[bytes]:
+def _sound_source(path: Path | bytes) -> Any:
+    """What libsndfile opens: a file name, or decrypted audio held in memory."""
+    return io.BytesIO(path) if isinstance(path, bytes) else str(path)
+
+
+def _pcm_blocks(path: Path | bytes, frames: int, channels: int) -> Iterator[bytes]:
     """Exactly ``frames`` frames of interleaved little-endian int16, decoded from the
     start of the file (libsndfile cannot seek in GSM 6.10), padded with silence if the
     decoder gives fewer."""
     left = frames
-    with soundfile.SoundFile(str(path)) as source:
+    with soundfile.SoundFile(_sound_source(path)) as source:
         while left > 0:
             block = source.read(min(_DECODE_FRAMES, left), dtype="int16", always_2d=True)
             if len(block) == 0:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from callvault.db.accounts import CallGroup, User, UserGroup
 from callvault.db.models import Call, Participant, Recording
+from callvault.recording.retention import participant_calls
 from callvault.web.errors import Forbidden, NotFound
 from callvault.web.principal import Principal, user_addresses
 
@@ -35,6 +36,7 @@ __all__ = [
     "require_scope",
     "scope_groups",
     "visible_call",
+    "visible_call_sets",
     "visible_calls",
     "visible_recording",
 ]
@@ -72,20 +74,37 @@ def group_addresses(db: Session, group_ids: frozenset[int]) -> frozenset[str]:
     return frozenset(found)
 
 
-def visible_calls(db: Session, who: Principal) -> ColumnElement[bool]:
-    """A WHERE condition on ``Call``: the calls ``who`` may see."""
+def visible_call_sets(db: Session, who: Principal) -> list[ColumnElement[bool]] | None:
+    """The calls ``who`` may see as one condition on ``Call`` per reason (took part,
+    tagged with a group in scope): a call is visible when any holds. ``None``: every call.
+
+    The call list asks each separately and merges the pages (see
+    :func:`callvault.web.calls_query.search_calls`): PostgreSQL cannot estimate how
+    many rows an OR of two ``IN (subquery)`` keeps (it assumes 75 %), so a supervisor's
+    search planned as if most calls were theirs.
+    """
+    if who.participant_only:  # the limited tier (W2): nobody else's scope counts
+        return [participant_calls(who.addresses)] if who.addresses else []
     if who.is_admin or who.scope == "all":
-        return true()
+        return None
     groups = scope_groups(who)
     addresses = who.addresses | group_addresses(db, groups)
-    conditions: list[ColumnElement[bool]] = []
+    sets: list[ColumnElement[bool]] = []
     if addresses:
         took_part = select(Participant.call_id).where(Participant.address.in_(sorted(addresses)))
-        conditions.append(Call.id.in_(took_part))
+        sets.append(Call.id.in_(took_part))
     if groups:
         tagged = select(CallGroup.call_id).where(CallGroup.group_id.in_(groups))
-        conditions.append(Call.id.in_(tagged))
-    return or_(*conditions) if conditions else false()
+        sets.append(Call.id.in_(tagged))
+    return sets
+
+
+def visible_calls(db: Session, who: Principal) -> ColumnElement[bool]:
+    """A WHERE condition on ``Call``: the calls ``who`` may see."""
+    sets = visible_call_sets(db, who)
+    if sets is None:
+        return true()
+    return or_(*sets) if sets else false()
 
 
 def visible_call(db: Session, who: Principal, call_id: int) -> Call:

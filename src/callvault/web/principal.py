@@ -23,6 +23,7 @@ from callvault.config import Settings
 from callvault.db import Database
 from callvault.db.accounts import User, UserGroup
 from callvault.recording.layout import user_part
+from callvault.recording.retention import participant_only
 from callvault.web.auth import LoginThrottle, find_session, find_token
 from callvault.web.errors import Forbidden, Unauthorized
 
@@ -71,6 +72,9 @@ class Principal:
     token_scopes: frozenset[str] | None = None  # None: a browser session, all it may do
     csrf_token: str | None = None
     session_id: str | None = None
+    # The limited tier (retention.tier, REQUIREMENTS W2): only the users who took part in
+    # a call reach it, whatever their role or scope.
+    participant_only: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -90,7 +94,11 @@ def user_addresses(user: User) -> frozenset[str]:
     return frozenset(found)
 
 
-def principal_of(db: Session, user: User, via: str, **extra: object) -> Principal:
+def principal_of(
+    db: Session, user: User, via: str, base: Settings | None = None, **extra: object
+) -> Principal:
+    """The snapshot of ``user`` for one request; ``base``: the process's settings (the
+    tier an administrator saved wins over them)."""
     groups = frozenset(
         db.scalars(select(UserGroup.group_id).where(UserGroup.user_id == user.id)).all()
     )
@@ -105,6 +113,7 @@ def principal_of(db: Session, user: User, via: str, **extra: object) -> Principa
         group_ids=groups,
         addresses=user_addresses(user),
         via=via,
+        participant_only=participant_only(db, base),
         **extra,  # type: ignore[arg-type]
     )
 
@@ -125,7 +134,9 @@ def _load(request: Request) -> Principal | None:
             token = find_token(db, plaintext, now)
             if token is None:
                 return None
-            return principal_of(db, token.user, "token", token_scopes=frozenset(token.scopes))
+            return principal_of(
+                db, token.user, "token", ctx.settings, token_scopes=frozenset(token.scopes)
+            )
 
         found = ctx.database.write(by_token)
         if found is None:
@@ -139,7 +150,9 @@ def _load(request: Request) -> Principal | None:
         row = find_session(db, cookie, now)
         if row is None:
             return None
-        return principal_of(db, row.user, "session", csrf_token=row.csrf_token, session_id=row.id)
+        return principal_of(
+            db, row.user, "session", ctx.settings, csrf_token=row.csrf_token, session_id=row.id
+        )
 
     return ctx.database.write(by_cookie)
 

@@ -56,7 +56,7 @@ def log_in(
             return user
         opened = new_session(db, user, now, address, agent)
         db.flush()
-        who = principal_of(db, user, "session", csrf_token=opened.csrf_token)
+        who = principal_of(db, user, "session", ctx.settings, csrf_token=opened.csrf_token)
         record(db, who, "login", target_type="user", target_id=user.id, ip=address)
         return opened, who
 

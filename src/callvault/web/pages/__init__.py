@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from callvault.web.pages import account, admin_audit, admin_users, auth, calls, share
+from callvault.web.pages import (
+    account,
+    admin_audit,
+    admin_keys,
+    admin_settings,
+    admin_users,
+    auth,
+    calls,
+    share,
+)
 
 __all__ = ["ROUTERS"]
 
@@ -19,5 +28,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     account.router,
     admin_users.router,
     admin_audit.router,
+    admin_keys.router,
+    admin_settings.router,
     share.router,
 )

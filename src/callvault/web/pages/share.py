@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 from callvault.db.accounts import ShareLink
 from callvault.db.models import Call, Recording
 from callvault.web.api.session import client_address
-from callvault.web.audio import content_disposition, recording_body, serve
+from callvault.web.audio import content_disposition, serve
 from callvault.web.audit import record
 from callvault.web.errors import Forbidden, TooManyRequests
+from callvault.web.playback import playback_body
 from callvault.web.principal import WebContext, context
 from callvault.web.sharing import (
     MAX_PASSCODE_LENGTH,
@@ -187,7 +188,7 @@ def _file(token: str, request: Request, ctx: WebContext, *, download: bool) -> R
     link, recording, started_at = _open(ctx, token)
     if not unlocked(ctx.secret, link, request.cookies.get(UNLOCK_COOKIE), ctx.now()):
         raise Forbidden("this link needs its passcode: open the link's page and enter it")
-    body = recording_body(ctx.data_dir, recording, as_stored=download)
+    body = playback_body(ctx, recording, as_stored=download, shared=True)
     kind = "attachment" if download else "inline"
     name = _public_name(recording, started_at)
     served = serve(request, body, disposition=content_disposition(kind, name))

@@ -102,22 +102,119 @@
     };
   }
 
-  function load(info) {
+  // ``source``: an object URL of audio fetched already (an encrypted recording's).
+  function load(info, source) {
     current = info;
-    audio.src = info.src;
+    audio.src = source || info.src;
+    if (blobUrl && blobUrl !== source) {
+      URL.revokeObjectURL(blobUrl);
+      blobUrl = null;
+    }
     audio.playbackRate = parseFloat(player.speed.value) || 1;
     player.title.textContent = info.title;
-    player.download.href = info.download || info.src;
+    player.download.href = source || info.download || info.src;
     player.download.hidden = !info.download;
     playerBox.hidden = false;
     refreshPlayer();
   }
 
+  // ---------------------------------------------------------------- encrypted recordings
+
+  // A recording whose private key needs a passphrase: ask for it, fetch the audio once
+  // with it in the X-Key-Passphrase header, and play it from an object URL (the browser
+  // keeps the audio in memory). The passphrase serves that one request and is dropped.
+  const keyFacts = new Map(); // recording id -> {passphrase, decryptable}
+  let blobUrl = null;
+
+  async function recordingKey(info) {
+    if (!info.recording) return { passphrase: false, decryptable: true };
+    if (!keyFacts.has(info.recording)) {
+      try {
+        const data = await api("GET", `/api/v1/recordings/${encodeURIComponent(info.recording)}`);
+        keyFacts.set(info.recording, {
+          passphrase: Boolean(data && data.passphrase_required),
+          decryptable: !data || data.decryptable !== false,
+        });
+      } catch (_) {
+        return { passphrase: false, decryptable: true }; // the player says what fails
+      }
+    }
+    return keyFacts.get(info.recording);
+  }
+
+  function askPassphrase(title) {
+    return new Promise((resolve) => {
+      const dialog = document.createElement("dialog");
+      dialog.className = "passphrase-dialog";
+      dialog.innerHTML =
+        '<form method="dialog"><p></p><label>Passphrase of the recording\'s key ' +
+        '<input type="password" autocomplete="off" required></label>' +
+        '<div class="actions"><button value="ok">Play</button> ' +
+        '<button value="cancel" formnovalidate>Cancel</button></div></form>';
+      dialog.querySelector("p").textContent = `${title} is encrypted.`;
+      const input = dialog.querySelector("input");
+      dialog.addEventListener("close", () => {
+        const given = dialog.returnValue === "ok" ? input.value : null;
+        input.value = "";
+        dialog.remove();
+        resolve(given);
+      });
+      document.body.append(dialog);
+      dialog.showModal();
+      input.focus();
+    });
+  }
+
+  function utf8Bytes(text) {
+    return Array.from(new TextEncoder().encode(text), (b) => String.fromCharCode(b)).join("");
+  }
+
+  async function unlockedSource(info) {
+    const passphrase = await askPassphrase(info.title);
+    if (passphrase === null) return null;
+    const response = await fetch(info.src, {
+      credentials: "same-origin",
+      // Header values are bytes: send the passphrase's UTF-8 bytes (the server reads them
+      // as UTF-8), so a passphrase with "ż" or "ж" works as typed.
+      headers: { "X-Key-Passphrase": utf8Bytes(passphrase) },
+    });
+    if (!response.ok) {
+      let detail = `${response.status} ${response.statusText}`;
+      try {
+        detail = (await response.json()).detail || detail;
+      } catch (_) {
+        // not a problem document
+      }
+      throw new Error(detail);
+    }
+    const url = URL.createObjectURL(await response.blob());
+    if (blobUrl) URL.revokeObjectURL(blobUrl);
+    blobUrl = url;
+    return url;
+  }
+
   // Play ``info`` from ``seconds`` (or from where it is when null), loading it first
   // when another recording is in the player.
-  function playFrom(info, seconds) {
+  async function playFrom(info, seconds) {
     if (!audio || !info || !info.src) return;
-    if (!current || current.src !== info.src) load(info);
+    if (!current || current.src !== info.src) {
+      const key = await recordingKey(info);
+      let source = null;
+      if (!key.decryptable) {
+        announce(document, `${info.title} is encrypted and its private key is not in the system: download the .gpg file`, true);
+        return;
+      }
+      if (key.passphrase) {
+        try {
+          source = await unlockedSource(info);
+        } catch (error) {
+          announce(document, `Could not play ${info.title}: ${error.message}`, true);
+          return;
+        }
+        if (source === null) return;
+      }
+      load(info, source);
+    }
     const start = () => {
       if (!current || current.src !== info.src) return; // another was chosen meanwhile
       if (seconds !== null && seconds !== undefined) {
