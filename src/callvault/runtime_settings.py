@@ -226,6 +226,8 @@ def parse_value(setting: Setting, text: str, source: str | None = None) -> Any:
         raise ConfigError(
             f"{setting.name}{where} is not valid: longer than {MAX_VALUE_LENGTH} characters"
         )
+    if "\0" in text:  # PostgreSQL text cannot hold it, and no setting needs it
+        raise ConfigError(f"{setting.name}{where} is not valid: it holds a NUL character")
     try:
         text.encode("utf-8")
         return setting.parse(text)
