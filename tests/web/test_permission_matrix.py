@@ -116,6 +116,7 @@ ROUTES: list[Route] = [
     ("api", "GET", lambda c, r: f"/api/v1/recordings/{r}/download"),
     ("api", "POST", lambda c, r: f"/api/v1/recordings/{r}/share"),
     ("api", "POST", lambda c, r: f"/api/v1/calls/{c}/share"),
+    ("api", "GET", lambda c, r: f"/api/v1/calls/{c}/retention"),
 ]
 
 
