@@ -124,13 +124,18 @@ class ServerProcess:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``callvault ARGS --data DIR`` as an operator on the server's machine runs it
+        (the server's environment, or ``env``)."""
         return subprocess.run(
             [str(CALLVAULT), *args, "--data", str(self.data_dir)],
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
+            env={**os.environ, **self.extra_env} if env is None else env,
         )
 
     def calls(self) -> list[dict[str, Any]]:

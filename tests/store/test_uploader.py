@@ -217,3 +217,29 @@ def test_recordings_not_yet_stored_locally_wait(database: Database, tmp_path: Pa
     ready_file(database, tmp_path, "recordings/b.ogg", b"audio", start=START + 60, state="failed")
     assert database.write(lambda s: claim_upload(s, T0)) is None
     assert database.read(upload_counts) == (0, 0)
+
+
+def test_a_recording_in_the_bucket_plays_with_ranges_and_an_outage_is_a_503(
+    database: Database, tmp_path: Path, fresh_moto: MotoServer, web_player: TestClient
+) -> None:
+    bucket = fresh_moto.new_bucket()
+    base = use_s3(database, tmp_path, fresh_moto.url, bucket)
+    recording_id = finalized(database, tmp_path)
+    key = row(database, recording_id).path
+    assert key is not None
+    audio = (tmp_path / key).read_bytes()
+    outcome = upload_next(database, base, tmp_path, T0)
+    assert outcome is not None and outcome.uploaded and not (tmp_path / key).exists()
+    url = f"/api/v1/recordings/{recording_id}/audio"
+    whole = web_player.get(url)
+    assert whole.status_code == 200 and whole.content == audio
+    part = web_player.get(url, headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == audio[100:200]
+    download = web_player.get(f"/api/v1/recordings/{recording_id}/download")
+    assert download.content == audio
+
+    fresh_moto.stop()  # the bucket cannot be reached: say so, and try again later
+    down = web_player.get(url)
+    assert down.status_code == 503
+    assert "cannot be reached now" in down.json()["detail"]
+    assert row(database, recording_id).store == "s3"  # nothing changed meanwhile

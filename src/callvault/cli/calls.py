@@ -79,6 +79,7 @@ def recordings_get(
     """
     from callvault.crypto.access import NoPrivateKey, open_plaintext, open_store, opening
     from callvault.crypto.openpgp import OpenPGPError, PassphraseRequired
+    from callvault.store import StoreError
     from callvault.web.keys import load_secret
 
     settings = cli_settings(data, config)
@@ -120,6 +121,8 @@ def recordings_get(
         written = _write_out(chunks, output, recording_id)
     except FileNotFoundError:
         raise click.ClickException(f"recording {recording_id}: its file is missing") from None
+    except StoreError as exc:
+        raise click.ClickException(f"recording {recording_id}: {exc}") from None
     finally:
         database.dispose()
     if output != "-":
@@ -140,6 +143,7 @@ def _recording_file(session: Any, recording_id: int, base: Any) -> tuple[Any, An
 def _write_out(chunks: Iterable[bytes], output: str, recording_id: int) -> int:
     """Write the chunks to ``output`` (``-``: stdout); a failure leaves no partial file."""
     from callvault.crypto.openpgp import OpenPGPError
+    from callvault.store import StoreError
 
     written = 0
     try:
@@ -153,7 +157,7 @@ def _write_out(chunks: Iterable[bytes], output: str, recording_id: int) -> int:
             for chunk in chunks:
                 handle.write(chunk)
                 written += len(chunk)
-    except OpenPGPError as exc:
+    except (OpenPGPError, StoreError, OSError) as exc:
         if output != "-":
             Path(output).unlink(missing_ok=True)
         raise click.ClickException(f"recording {recording_id}: {exc}") from None

@@ -52,14 +52,20 @@ class _Feed:
         self._chunks = iter(chunks)
         self._closed = closed
         self._left = b""
+        # Why the source stopped (the bucket unreachable, the file gone): python-gnupg's
+        # writer thread would only log it, and gpg would report a cut-off message.
+        self.error: Exception | None = None
 
     def read(self, size: int = -1) -> bytes:
         while not self._left:
-            if self._closed.is_set():
+            if self._closed.is_set() or self.error is not None:
                 return b""
             try:
                 self._left = next(self._chunks)
             except StopIteration:
+                return b""
+            except Exception as exc:
+                self.error = exc
                 return b""
         if size < 0:
             size = len(self._left)
@@ -76,7 +82,8 @@ class PlaintextStream(Iterator[bytes]):
     """Plaintext chunks of ``ciphertext`` decrypted with ``private_key``.
 
     Use :meth:`open` (it raises ``PassphraseRequired``, ``BadPassphrase``, ``WrongKey``
-    or ``OpenPGPError`` before the first chunk); iterate; :meth:`close` when done early.
+    or ``OpenPGPError`` before the first chunk, or what reading the ciphertext raised:
+    ``StoreError``, ``FileNotFoundError``); iterate; :meth:`close` when done early.
     An error after the first chunk (a ciphertext cut short or altered) is raised by
     ``next`` in the middle of the stream.
     """
@@ -153,7 +160,9 @@ class PlaintextStream(Iterator[bytes]):
                     result = gpg.last_result
                     if result is None or result.ok:
                         raise
-                if not result.ok and not self._closed.is_set():
+                if self._feed.error is not None:  # the store, not gpg, is the reason
+                    outcome = self._feed.error
+                elif not result.ok and not self._closed.is_set():
                     outcome = failure(result, passphrase=self._passphrase, what=self._what)
         except OpenPGPError as exc:
             outcome = exc

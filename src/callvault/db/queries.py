@@ -238,6 +238,14 @@ def _recording_json(recording: Recording) -> dict[str, Any]:
         "channel_map": recording.channel_map,
         "file_name": recording.file_name,
         "path": recording.path,
+        # Where the file is kept and for how long (issue 5): size_bytes and sha256 above
+        # describe the stored bytes, the ciphertext when encrypted.
+        "store": recording.store,
+        "stored_at": _iso(recording.stored_at),
+        "encrypted": bool(recording.encrypted),
+        "key_fingerprint": recording.key_fingerprint,
+        "retain_until": _iso(recording.retain_until),
+        "deleted_at": _iso(recording.deleted_at),
     }
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "NotFound",
+    "ServiceUnavailable",
     "TooManyRequests",
     "Unauthorized",
     "WebError",
@@ -60,6 +61,12 @@ class Conflict(WebError):
 
 class TooManyRequests(WebError):
     status, title = 429, "Too Many Requests"
+
+
+class ServiceUnavailable(WebError):
+    """Something we depend on (the S3 bucket) cannot be reached now; try again later."""
+
+    status, title = 503, "Service Unavailable"
 
 
 def _wants_json(request: Request) -> bool:

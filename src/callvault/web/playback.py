@@ -16,6 +16,7 @@ Permission checks are the caller's (``callvault.web.permissions``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 from callvault.crypto.access import (
@@ -30,7 +31,7 @@ from callvault.crypto.openpgp import BadPassphrase, OpenPGPError, PassphraseRequ
 from callvault.crypto.stream import PlaintextStream
 from callvault.db.models import Recording
 from callvault.runtime_settings import effective_settings
-from callvault.store.base import BlobStore
+from callvault.store.base import BlobStore, StoreError
 from callvault.web.audio import (
     CONTENT_TYPES,
     AudioBody,
@@ -38,10 +39,19 @@ from callvault.web.audio import (
     recording_body,
     transcoded_audio,
 )
-from callvault.web.errors import Conflict, Forbidden, NotFound, Unauthorized, WebError
+from callvault.web.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+    WebError,
+)
 from callvault.web.principal import WebContext
 
 __all__ = ["PASSPHRASE_HEADER", "WrongPassphrase", "ciphertext_body", "playback_body"]
+
+log = logging.getLogger(__name__)
 
 #: The request header carrying the private key's passphrase (for that request only).
 PASSPHRASE_HEADER = "X-Key-Passphrase"
@@ -87,6 +97,22 @@ def playback_body(
     _ready(recording)
     if not recording.encrypted and recording.store == "local":
         return recording_body(ctx.data_dir, recording, as_stored=as_stored)
+    try:
+        return _from_store(ctx, recording, as_stored, passphrase, shared)
+    except StoreError as exc:
+        raise _unavailable(recording, exc) from None
+
+
+def _unavailable(recording: Recording, exc: StoreError) -> ServiceUnavailable:
+    log.warning("recording %s: its store cannot be read: %s", recording.id, exc)
+    return ServiceUnavailable(
+        f"the storage of recording {recording.id} cannot be reached now; try again later"
+    )
+
+
+def _from_store(
+    ctx: WebContext, recording: Recording, as_stored: bool, passphrase: str | None, shared: bool
+) -> AudioBody:
     store = _store_of(ctx, recording)
     if not recording.encrypted:
         return _store_body(store, recording, as_stored=as_stored)
@@ -124,9 +150,12 @@ def ciphertext_body(ctx: WebContext, recording: Recording) -> tuple[AudioBody, s
     _ready(recording)
     if not recording.encrypted:
         raise Conflict(f"recording {recording.id} is not encrypted: download it as audio")
-    store = _store_of(ctx, recording)
     key = recording.path or ""
-    stat = store.stat(key)
+    try:
+        store = _store_of(ctx, recording)
+        stat = store.stat(key)
+    except StoreError as exc:
+        raise _unavailable(recording, exc) from None
     if stat is None:
         raise WebError(f"the file of recording {recording.id} is missing from storage")
 
