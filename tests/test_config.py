@@ -99,6 +99,7 @@ RUNTIME_SETTINGS = {
     "recording.filename_template",
     "recording.timezone",
     "recording.stitch",
+    "recording.user_pause",
     "mixer.windows",
     "mixer.timezone",
     "web.share_max_days",

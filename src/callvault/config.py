@@ -404,6 +404,17 @@ SETTINGS: tuple[Setting, ...] = (
         runtime=True,
     ),
     Setting(
+        "recording.user_pause",
+        parse_bool,
+        "false",
+        "true: the users who may see a call in progress (its agent, a supervisor of the "
+        "group) can pause and resume its recording from the call page or the API, e.g. "
+        "while a customer reads out a card number; paused stretches are not captured and "
+        "are marked in the recording (REQUIREMENTS T3). The SRC can always pause by "
+        "re-INVITE.",
+        runtime=True,
+    ),
+    Setting(
         "mixer.windows",
         MixerWindows.parse,
         "always",

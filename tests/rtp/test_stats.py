@@ -207,6 +207,21 @@ def test_gaps_while_paused_are_not_silent_stretches() -> None:
     assert stats.paused is True
 
 
+def test_packets_sent_while_paused_are_neither_expected_nor_lost() -> None:
+    # The SRC keeps sending while a user paused the recording: those packets are dropped
+    # unread, so the first packet after the resume jumps 100 sequence numbers ahead.
+    stats = StreamStatistics()
+    feed(stats, list(range(100, 150)))
+    stats.pause(T0 + 1.0)
+    stats.resume(T0 + 3.0)
+    feed(stats, list(range(250, 300)), t0=T0 + 3.0, first_seq=100)
+    snap = stats.snapshot()
+    assert (snap.expected, snap.received, snap.lost) == (100, 100, 0)
+    # A real loss after the resume still counts.
+    feed(stats, [302, 303], t0=T0 + 5.0, first_seq=100)
+    assert stats.snapshot().lost == 2
+
+
 def test_late_start_and_open_gap() -> None:
     stats = StreamStatistics(gap_threshold=2.0, started_at=5.0)
     stats.update(1, 0, SSRC, 172, 9.0)

@@ -78,7 +78,7 @@ CAPTURE_STATES = frozenset({"plain", "encrypted", "removed"})
 # segment: one recording session; call: the segments of a call stitched on its
 # timeline; participant: one party of a segment (the "separate" layout).
 RECORDING_KINDS = frozenset({"segment", "call", "participant"})
-PAUSE_REASONS = frozenset({"inactive", "hold", "port0"})
+PAUSE_REASONS = frozenset({"inactive", "hold", "port0", "user"})  # user: T3
 STREAM_ROLES = frozenset({"send", "recv"})
 
 

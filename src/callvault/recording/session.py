@@ -54,8 +54,9 @@ class LiveStream:
     choice: StreamChoice
     stream_id: int  # database id
     endpoint: MediaEndpoint
-    paused: bool = False
+    paused: bool = False  # not captured now: signalled by the SRC, or paused by a user
     paused_since: float | None = None
+    signalled_paused: bool = False  # what the SRC's SDP says (a=inactive, port 0, hold)
 
 
 @dataclass(slots=True)
@@ -79,6 +80,7 @@ class RecordingSession:
     cancelled: bool = False
     awaiting_answer: bool = False  # we offered in the 200 (offerless INVITE): the ACK answers
     metadata_only: bool = False  # the policy said not to record: no media, metadata kept
+    user_paused: bool = False  # a user paused the recording (T3: recording.user_pause)
 
     def move_to(self, state: SessionState) -> None:
         if state not in _TRANSITIONS[self.state]:

@@ -77,7 +77,7 @@ async def open_live_stream(
     endpoint = await srs.media.open_stream(capture, choice, srtp)
     stream = LiveStream(index=choice.index, choice=choice, stream_id=0, endpoint=endpoint)
     if choice.paused:
-        stream.paused = True
+        stream.paused = stream.signalled_paused = True
         stream.paused_since = srs.clock()
         endpoint.paused = True
         endpoint.stats.pause(time.time())

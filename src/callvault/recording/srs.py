@@ -22,7 +22,7 @@ from callvault.recording.selection import RulesSource, metadata_only_update
 from callvault.recording.session import EndReason, RecordingSession, SessionState
 from callvault.recording.setup import SessionSetup
 from callvault.recording.store import SessionStore
-from callvault.recording.update import apply_answer, apply_update
+from callvault.recording.update import apply_answer, apply_update, pause_by_user
 from callvault.sip.dialog import DialogTable, SessionTimer
 from callvault.sip.events import Peer
 from callvault.sip.message import Request, Response, make_response
@@ -152,6 +152,19 @@ class SessionRecordingServer:
     def register(self, session: RecordingSession) -> None:
         self.dialogs.add(session.dialog)
         self.sessions[session.dialog.id] = session
+
+    async def pause_call(self, call_id: int, paused: bool) -> int:
+        """A user paused (or resumed) the recording of call ``call_id`` (REQUIREMENTS T3):
+        every live session of the call stops (or starts again) capturing; returns how
+        many sessions there were."""
+        sessions = [
+            s
+            for s in list(self.sessions.values())
+            if s.call_id == call_id and s.live and not s.metadata_only
+        ]
+        for session in sessions:
+            await pause_by_user(self, session, paused)
+        return len(sessions)
 
     @property
     def live_sessions(self) -> int:

@@ -58,6 +58,28 @@ async def set_stream_paused(
     await srs.store.set_paused(stream.stream_id, paused, reason, wall)
 
 
+async def signal_paused(
+    srs: SessionRecordingServer,
+    session: RecordingSession,
+    stream: LiveStream,
+    paused: bool,
+    reason: str,
+) -> None:
+    """The SRC paused or resumed ``stream``; a pause a user asked for outlasts its resume."""
+    stream.signalled_paused = paused
+    await set_stream_paused(srs, stream, paused or session.user_paused, reason)
+
+
+async def pause_by_user(
+    srs: SessionRecordingServer, session: RecordingSession, paused: bool
+) -> None:
+    """A user paused or resumed the session's recording (REQUIREMENTS T3): while paused
+    no stream is captured; resuming leaves what the SRC itself paused paused."""
+    session.user_paused = paused
+    for stream in session.streams:
+        await set_stream_paused(srs, stream, paused or stream.signalled_paused, "user")
+
+
 async def apply_update(
     srs: SessionRecordingServer, session: RecordingSession, request: Request
 ) -> Response:
@@ -106,7 +128,7 @@ async def apply_answer(
         if stream is None:
             continue
         if choice is None:
-            await set_stream_paused(srs, stream, True, pause_reason(answer.media[index]))
+            await signal_paused(srs, session, stream, True, pause_reason(answer.media[index]))
             continue
         if choice.clock_rate != stream.choice.clock_rate:
             stream.endpoint.stats.set_clock_rate(choice.clock_rate)
@@ -139,7 +161,7 @@ async def _renegotiate(
             new_streams.append(stream)
         elif choice is None:
             # Port 0 (or nothing we can take any more): stop capturing, keep the port.
-            await set_stream_paused(srs, stream, True, pause_reason(media))
+            await signal_paused(srs, session, stream, True, pause_reason(media))
             answer_choices.append(None)
             ports.append(0)
             continue
@@ -155,7 +177,7 @@ async def _renegotiate(
             ):
                 recoded.append((stream.stream_id, choice))
             stream.choice = choice
-            await set_stream_paused(srs, stream, choice.paused, pause_reason(media))
+            await signal_paused(srs, session, stream, choice.paused, pause_reason(media))
         answer_choices.append(choice)
         ports.append(stream.endpoint.rtp_port)
     if recoded:
@@ -168,6 +190,9 @@ async def _renegotiate(
         )
         for stream in new_streams:
             stream.stream_id = ids[stream.index]
+            stream.signalled_paused = stream.paused
+            if session.user_paused:  # a stream added while a user paused the recording
+                await set_stream_paused(srs, stream, True, "user")
         session.streams.extend(new_streams)
     session.sdp_version += 1
     return build_answer(

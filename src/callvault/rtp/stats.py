@@ -18,7 +18,10 @@ Where this departs from A.1, on purpose:
   without timestamps advancing, a sender restart), not jitter: the baseline is reset.
 
 Silent stretches are gaps longer than ``gap_threshold`` seconds with no packet while
-the stream was not paused; pause/resume come from signalling (a=inactive, SIPREC pause).
+the stream was not paused; pause/resume come from signalling (a=inactive, SIPREC pause)
+or from a user (T3). Packets a source keeps sending while paused are dropped unread: the
+sequence numbers they used (the jump at the first packet after a resume) are neither
+expected nor lost.
 """
 
 from __future__ import annotations
@@ -102,10 +105,12 @@ class StreamStatistics:
         "_probation_count",
         "_received",
         "_reordered",
+        "_resumed",
         "_seen",
         "_silent",
         "_silent_count",
         "_silent_seconds",
+        "_skipped",
         "_ssrc",
         "_ssrc_changes",
         "_transit",
@@ -147,6 +152,8 @@ class StreamStatistics:
         self._silent_seconds = 0.0
         self._paused: list[tuple[float, float | None]] = []
         self._paused_now = False
+        self._resumed = False  # the next packet's sequence jump is the pause, not loss
+        self._skipped = 0  # sequence numbers sent while paused (dropped unread)
         self._reset_sequence(0)
 
     def _reset_sequence(self, seq: int) -> None:
@@ -201,6 +208,7 @@ class StreamStatistics:
         if gap_from is not None and now - gap_from > self._gap_threshold and not self._paused_now:
             self._add_silence(gap_from, now)
         self._gap_from = self._last_at = now
+        resumed, self._resumed = self._resumed, False
 
         if ssrc != self._ssrc:
             if self._ssrc is not None:
@@ -225,6 +233,8 @@ class StreamStatistics:
                 self._reset_sequence(seq)
         else:
             udelta = (seq - self._max_seq) & 0xFFFF
+            if resumed and 0 < udelta < _MAX_DROPOUT:
+                self._skipped += udelta - 1  # what the SRC sent while we did not listen
             if 0 < udelta < _MAX_DROPOUT:
                 if seq < self._max_seq:
                     self._cycles += _SEQ_MOD
@@ -301,6 +311,7 @@ class StreamStatistics:
         self._paused_now = False
         self._paused[-1] = (self._paused[-1][0], now)
         self._gap_from = now
+        self._resumed = True
 
     @property
     def paused(self) -> bool:
@@ -309,7 +320,8 @@ class StreamStatistics:
     def snapshot(self, now: float | None = None) -> StreamStatsSnapshot:
         """The counters now; with ``now``, a silent stretch still open is included."""
         run_expected, run_received = self._run_counts()
-        expected = self._prior_expected + run_expected
+        # Packets sent while recording was paused were never expected to be recorded.
+        expected = self._prior_expected + run_expected - self._skipped
         received = self._prior_received + run_received
         cumulative_lost = expected - received
         lost = max(0, cumulative_lost)

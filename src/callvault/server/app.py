@@ -164,7 +164,7 @@ async def serve(settings: Settings) -> None:
     web = uvicorn.Server(
         uvicorn.Config(
             create_web_app(
-                WebContext(database, data_dir, settings, load_secret(data_dir)),
+                WebContext(database, data_dir, settings, load_secret(data_dir), live=srs),
                 extra=[health_router(readiness, gauges)],
             ),
             host=http.host,

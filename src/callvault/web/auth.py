@@ -55,7 +55,9 @@ LOCKOUT = timedelta(minutes=15)
 SESSION_IDLE = timedelta(hours=12)
 SESSION_ABSOLUTE = timedelta(days=7)
 #: What an API token may be allowed to do; ``admin`` also needs an administrator's token.
-TOKEN_SCOPES = frozenset({"calls:read", "recordings:read", "recordings:share", "admin"})
+TOKEN_SCOPES = frozenset(
+    {"calls:read", "calls:pause", "recordings:read", "recordings:share", "admin"}
+)
 MIN_PASSWORD_LENGTH = 8
 
 _hasher = PasswordHasher()

@@ -13,7 +13,7 @@ import hmac
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import select
@@ -29,6 +29,7 @@ from callvault.web.errors import Forbidden, Unauthorized
 
 __all__ = [
     "COOKIE",
+    "LiveCalls",
     "Principal",
     "WebContext",
     "admin",
@@ -43,6 +44,14 @@ COOKIE = "callvault_session"
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+class LiveCalls(Protocol):
+    """What the web app may ask of the recorder running in the same process."""
+
+    async def pause_call(self, call_id: int, paused: bool) -> int:
+        """Pause or resume the live sessions of a call; how many there were."""
+        ...
+
+
 @dataclass(slots=True)
 class WebContext:
     """What every request handler needs, kept on ``app.state.ctx``."""
@@ -52,6 +61,7 @@ class WebContext:
     settings: Settings
     secret: bytes  # signs share links
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    live: LiveCalls | None = None  # the recorder in this process (callvault serve)
 
     def now(self) -> datetime:
         return datetime.now(UTC)

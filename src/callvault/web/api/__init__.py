@@ -13,6 +13,7 @@ from callvault.web.api import (
     calls,
     groups,
     keys,
+    pause,
     recordings,
     retention,
     session,
@@ -28,6 +29,7 @@ __all__ = ["ROUTERS"]
 ROUTERS: tuple[APIRouter, ...] = (
     session.router,
     calls.router,
+    pause.router,
     recordings.router,
     shares.router,
     users.router,

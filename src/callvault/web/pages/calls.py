@@ -16,10 +16,12 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from callvault.db.accounts import Group, SavedFilter
+from callvault.db.models import PausedInterval, Segment, Stream
+from callvault.runtime_settings import effective_settings
 from callvault.web.calls_detail import call_detail
 from callvault.web.calls_query import DIRECTIONS, SORTS, CallFilter, CallPage, search_calls
 from callvault.web.errors import BadRequest
@@ -187,7 +189,13 @@ def call_page(
     ctx: Annotated[WebContext, Depends(context)],
 ) -> Response:
     """A call: its timeline, participants, stream health, recordings with waveforms."""
-    detail = ctx.database.read(lambda db: call_detail(db, who, call_id))
+    detail, pausing, user_paused = ctx.database.read(
+        lambda db: (
+            call_detail(db, who, call_id),
+            bool(effective_settings(db, ctx.settings, check=False)["recording.user_pause"]),
+            _paused_by_user(db, call_id),
+        )
+    )
     started = parse_time(detail["started_at"])
     assert started is not None
     recordings = detail["recordings"]
@@ -201,6 +209,9 @@ def call_page(
             timeline=lay_out(detail, (ctx.now() - started).total_seconds()),
             live=detail["state"] == "active"
             or any(r["state"] in ("waiting", "processing") for r in recordings),
+            # T3: a call in progress can be paused from here when recording.user_pause is on
+            pausable=pausing and detail["state"] == "active" and who.allows("calls:pause"),
+            user_paused=user_paused,
             clock=clock,
             state_labels=STATE_LABELS,
             ended=parse_time(detail["ended_at"]),
@@ -210,6 +221,21 @@ def call_page(
             ),
         )
     )
+
+
+def _paused_by_user(db: Session, call_id: int) -> bool:
+    """Whether a user paused the call's recording and has not resumed it (T3)."""
+    open_pause = (
+        select(PausedInterval.id)
+        .join(Stream, Stream.id == PausedInterval.stream_id)
+        .join(Segment, Segment.id == Stream.segment_id)
+        .where(
+            Segment.call_id == call_id,
+            PausedInterval.reason == "user",
+            PausedInterval.ended_at.is_(None),
+        )
+    )
+    return bool(db.scalar(select(exists(open_pause))))
 
 
 # -- the timeline ------------------------------------------------------------------------

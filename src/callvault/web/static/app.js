@@ -481,6 +481,20 @@
       playTimeline(timeline, event, target.closest(".tl-segment"));
       return;
     }
+    const pauseToggle = target.closest("[data-pause-toggle]");
+    if (pauseToggle) {
+      // T3: pause or resume the recording of the call in progress, then show its state.
+      event.preventDefault();
+      pauseToggle.disabled = true;
+      try {
+        await api("POST", pauseToggle.dataset.pauseToggle, {});
+        await navigate(new URL(location.href), { push: false, quiet: true, scrollTo: window.scrollY });
+      } catch (error) {
+        pauseToggle.disabled = false;
+        announce(document, `Could not change the recording: ${error.message}`, true);
+      }
+      return;
+    }
     const share = target.closest("[data-share]");
     if (share) {
       event.preventDefault();
