@@ -281,9 +281,9 @@ def test_the_limited_tier_lets_only_participants_in(database: Database, tmp_path
     assert database.read(retention.participant_only)
 
     def calls_of(addresses: set[str]) -> list[int]:
-        condition = retention.participant_calls(addresses)
+        ids = retention.participant_call_ids(addresses)
         return database.read(
-            lambda s: list(s.scalars(select(Call.id).where(condition).order_by(Call.id)))
+            lambda s: list(s.scalars(select(Call.id).where(Call.id.in_(ids)).order_by(Call.id)))
         )
 
     assert calls_of({"7301"}) == [cube_call]  # the agent who took part

@@ -261,6 +261,10 @@ def test_a_call_tagged_with_a_group_is_the_groups(database: Database, world: Wor
     assert names(world, search(database, "everyone", "group=support")) == ["avaya", "cisco"]
     assert names(world, search(database, "super")) == ["avaya", "cisco"]
     assert names(world, search(database, "agent")) == ["cisco"]  # own scope: not tags
+    # A search within the scope: the matches of each reason (tagged, took part) alone.
+    assert names(world, search(database, "super", "q=55501")) == ["avaya"]
+    assert names(world, search(database, "super", "q=7301")) == ["cisco"]
+    assert names(world, search(database, "agent", "q=55501")) == []
 
 
 # -- visibility -----------------------------------------------------------------------------

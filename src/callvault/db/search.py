@@ -69,22 +69,33 @@ def _like_pattern(needle: str) -> str:
     return f"%{escaped}%"
 
 
-def search_condition(session: Session, needle: str) -> ColumnElement[bool]:
-    """A WHERE condition on ``Call`` for calls whose search text contains ``needle``."""
+def search_ids(session: Session, needle: str) -> Select[tuple[Any]] | None:
+    """The ids of the calls whose search text contains ``needle``, as a SELECT answered
+    from the SQLite trigram table; None where there is none (PostgreSQL: the trigram
+    index is on the call table itself; a needle shorter than a trigram).
+
+    A phrase query on the trigram table is a substring match answered from its index; a
+    LIKE with an ESCAPE clause would scan every row instead. The phrase is quoted
+    FTS5-style (a double quote doubled) and bound, never interpolated.
+    """
     needle = needle.strip().lower()
-    if session.get_bind().dialect.name == "sqlite" and len(needle) >= _TRIGRAM:
-        # A phrase query on the trigram table is a substring match answered from its
-        # index; a LIKE with an ESCAPE clause would scan every row instead. The phrase
-        # is quoted FTS5-style (a double quote doubled) and bound, never interpolated.
-        phrase = '"' + needle.replace('"', '""') + '"'
-        matches: Select[tuple[Any]] = (
-            select(literal_column("rowid"))
-            .select_from(text(SEARCH_TABLE))
-            .where(
-                text(f"{SEARCH_TABLE} MATCH :phrase").bindparams(
-                    bindparam("phrase", value=phrase, unique=True)
-                )
+    if session.get_bind().dialect.name != "sqlite" or len(needle) < _TRIGRAM:
+        return None
+    phrase = '"' + needle.replace('"', '""') + '"'
+    return (
+        select(literal_column("rowid"))
+        .select_from(text(SEARCH_TABLE))
+        .where(
+            text(f"{SEARCH_TABLE} MATCH :phrase").bindparams(
+                bindparam("phrase", value=phrase, unique=True)
             )
         )
+    )
+
+
+def search_condition(session: Session, needle: str) -> ColumnElement[bool]:
+    """A WHERE condition on ``Call`` for calls whose search text contains ``needle``."""
+    matches = search_ids(session, needle)
+    if matches is not None:
         return Call.id.in_(matches)
-    return Call.search_text.like(_like_pattern(needle), escape="\\")
+    return Call.search_text.like(_like_pattern(needle.strip().lower()), escape="\\")

@@ -21,7 +21,7 @@ memory that tells when the limited tier began.
 
 Under the limited tier only the users who took part in a call may reach its recordings
 (administrators and group scopes do not): :func:`participant_only` and
-:func:`participant_calls` give the web layer's permission check what it needs.
+:func:`participant_call_ids` give the web layer's permission check what it needs.
 
 Functions run inside the caller's transaction and never commit.
 """
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, update
+from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from callvault.config import SETTINGS_BY_NAME, Settings
@@ -54,7 +54,7 @@ __all__ = [
     "applied_policy",
     "held_recording_ids",
     "hold_json",
-    "participant_calls",
+    "participant_call_ids",
     "participant_only",
     "place_hold",
     "release_hold",
@@ -402,10 +402,7 @@ def participant_only(db: Session, base: Settings | None = None) -> bool:
     return SETTINGS_BY_NAME["retention.tier"].default == "limited"
 
 
-def participant_calls(addresses: Collection[str]) -> ColumnElement[bool]:
-    """A WHERE condition on ``Call``: calls one of ``addresses`` (AOR user parts, lower
-    case, as ``Principal.addresses``) took part in. Nobody else's scope counts."""
-    if not addresses:
-        return false()
-    took_part = select(Participant.call_id).where(Participant.address.in_(sorted(addresses)))
-    return and_(Call.id.in_(took_part))
+def participant_call_ids(addresses: Collection[str]) -> Select[Any]:
+    """The ids of the calls one of ``addresses`` (AOR user parts, lower case, as
+    ``Principal.addresses``) took part in."""
+    return select(Participant.call_id).where(Participant.address.in_(sorted(addresses)))

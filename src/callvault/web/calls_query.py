@@ -25,13 +25,24 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true, union
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    false,
+    intersect,
+    or_,
+    select,
+    true,
+    union,
+)
 from sqlalchemy.orm import Session
 
 from callvault.db.accounts import CallGroup, Group
 from callvault.db.models import Call, Participant, Recording
 from callvault.db.queries import call_json_options
-from callvault.db.search import search_condition
+from callvault.db.search import search_condition, search_ids
 from callvault.setting_values import parse_timezone
 from callvault.web.calls_detail import CSV_COLUMNS, call_detail, call_items, csv_header, csv_line
 from callvault.web.errors import BadRequest
@@ -294,10 +305,13 @@ def filter_conditions(db: Session, who: Principal, flt: CallFilter) -> list[Colu
     return [visible_calls(db, who), *_narrowing(db, who, flt)]
 
 
-def _narrowing(db: Session, who: Principal, flt: CallFilter) -> list[ColumnElement[bool]]:
-    """The conditions of ``flt`` itself (visibility aside)."""
+def _narrowing(
+    db: Session, who: Principal, flt: CallFilter, *, search: bool = True
+) -> list[ColumnElement[bool]]:
+    """The conditions of ``flt`` itself (visibility aside; the substring too unless
+    ``search`` is false)."""
     conditions: list[ColumnElement[bool]] = []
-    if flt.q:
+    if flt.q and search:
         conditions.append(search_condition(db, flt.q))
     if flt.min_duration is not None:
         conditions.append(Call.duration_s >= flt.min_duration)
@@ -388,9 +402,15 @@ def _after(sort: str, key: Any, call_id: int) -> ColumnElement[bool]:
 
 
 def _page_ids(
-    db: Session, who: Principal, conditions: list[ColumnElement[bool]], sort: str, count: int
+    db: Session,
+    who: Principal,
+    conditions: list[ColumnElement[bool]],
+    sort: str,
+    count: int,
+    found: Select[tuple[Any]] | None = None,
 ) -> list[int]:
-    """The ids of the first ``count`` calls ``who`` may see that meet ``conditions``.
+    """The ids of the first ``count`` calls ``who`` may see that meet ``conditions``
+    (and are among ``found``, the ids a SQLite substring search matched).
 
     A viewer who sees calls for more than one reason (took part, tagged) gets one query
     per reason, each ordered and cut to ``count``, merged by a UNION and cut again: the
@@ -403,9 +423,21 @@ def _page_ids(
     (a surname, ``min_duration=60``, a supervisor of 40 agents, tuned server): the
     walk read 570,000 rows (240 ms); the semi-join reads the ~20,000 rows of the
     trigram match or of the group's calls (30-80 ms).
+
+    On SQLite the substring's ids (``found``) are intersected with each reason's ids
+    first (``INTERSECT`` of two id lists): a surname matches ~20,000 calls and a
+    supervisor's group ~20,000, and SQLite otherwise reads one side's calls one by one
+    to test the other (50-240 ms; intersected 16-24 ms).
     """
     sets = visible_call_sets(db, who)
-    if sets is not None and len(sets) > 1:
+    reasons: list[ColumnElement[bool]]
+    if sets is None:
+        reasons = [true() if found is None else Call.id.in_(found)]
+    else:
+        reasons = [
+            Call.id.in_(ids if found is None else intersect(ids, found)) for ids in sets
+        ] or [false()]
+    if len(reasons) > 1:
         key = _sort_column(sort)
         parts = [
             select(Call.id, key.label("key"))
@@ -413,13 +445,12 @@ def _page_ids(
             .order_by(*_ordering(sort))
             .limit(count)
             .subquery()
-            for visible in sets
+            for visible in reasons
         ]
         merged = union(*(select(part.c.id, part.c.key) for part in parts)).subquery()
         statement = select(merged.c.id).order_by(*_ordering(sort, merged.c.key, merged.c.id))
         return list(db.scalars(statement.limit(count)))
-    visible = true() if sets is None else (sets[0] if sets else false())
-    statement = select(Call.id).where(visible, *conditions).order_by(*_ordering(sort))
+    statement = select(Call.id).where(reasons[0], *conditions).order_by(*_ordering(sort))
     return list(db.scalars(statement.limit(count)))
 
 
@@ -431,11 +462,14 @@ def search_calls(
     require_scope(who, "calls:read")
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit: expected 1 to {MAX_LIMIT}", parameter="limit")
-    conditions = _narrowing(db, who, flt)
+    # SQLite answers the substring from its trigram table as a set of ids: intersected
+    # with the visible ids before any call row is read (see _page_ids).
+    found = search_ids(db, flt.q) if flt.q else None
+    conditions = _narrowing(db, who, flt, search=found is None)
     if cursor:
         key, call_id = _decode_cursor(cursor, flt.sort)
         conditions.append(_after(flt.sort, key, call_id))
-    ids = _page_ids(db, who, conditions, flt.sort, limit + 1)
+    ids = _page_ids(db, who, conditions, flt.sort, limit + 1, found)
     more = len(ids) > limit
     ids = ids[:limit]
     # Ids first, rows second: sorting the matches carries only the sort key and the id,

@@ -22,12 +22,14 @@ a check costs one indexed lookup.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, false, or_, select, true
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from callvault.db.accounts import CallGroup, User, UserGroup
-from callvault.db.models import Call, Participant, Recording
-from callvault.recording.retention import participant_calls
+from callvault.db.models import Call, Recording
+from callvault.recording.retention import participant_call_ids
 from callvault.web.errors import Forbidden, NotFound
 from callvault.web.principal import Principal, user_addresses
 
@@ -74,9 +76,9 @@ def group_addresses(db: Session, group_ids: frozenset[int]) -> frozenset[str]:
     return frozenset(found)
 
 
-def visible_call_sets(db: Session, who: Principal) -> list[ColumnElement[bool]] | None:
-    """The calls ``who`` may see as one condition on ``Call`` per reason (took part,
-    tagged with a group in scope): a call is visible when any holds. ``None``: every call.
+def visible_call_sets(db: Session, who: Principal) -> list[Select[Any]] | None:
+    """The calls ``who`` may see as one SELECT of call ids per reason (took part, tagged
+    with a group in scope): a call is visible when it is in any. ``None``: every call.
 
     The call list asks each separately and merges the pages (see
     :func:`callvault.web.calls_query.search_calls`): PostgreSQL cannot estimate how
@@ -84,18 +86,16 @@ def visible_call_sets(db: Session, who: Principal) -> list[ColumnElement[bool]] 
     search planned as if most calls were theirs.
     """
     if who.participant_only:  # the limited tier (W2): nobody else's scope counts
-        return [participant_calls(who.addresses)] if who.addresses else []
+        return [participant_call_ids(who.addresses)] if who.addresses else []
     if who.is_admin or who.scope == "all":
         return None
     groups = scope_groups(who)
     addresses = who.addresses | group_addresses(db, groups)
-    sets: list[ColumnElement[bool]] = []
+    sets: list[Select[Any]] = []
     if addresses:
-        took_part = select(Participant.call_id).where(Participant.address.in_(sorted(addresses)))
-        sets.append(Call.id.in_(took_part))
+        sets.append(participant_call_ids(addresses))
     if groups:
-        tagged = select(CallGroup.call_id).where(CallGroup.group_id.in_(groups))
-        sets.append(Call.id.in_(tagged))
+        sets.append(select(CallGroup.call_id).where(CallGroup.group_id.in_(groups)))
     return sets
 
 
@@ -104,7 +104,7 @@ def visible_calls(db: Session, who: Principal) -> ColumnElement[bool]:
     sets = visible_call_sets(db, who)
     if sets is None:
         return true()
-    return or_(*sets) if sets else false()
+    return or_(*(Call.id.in_(ids) for ids in sets)) if sets else false()
 
 
 def visible_call(db: Session, who: Principal, call_id: int) -> Call:
