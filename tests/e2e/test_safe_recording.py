@@ -24,7 +24,7 @@ import pytest
 from tests.crypto.gpgkeys import Keyring, gpg_decrypt, keyring
 from tests.e2e.harness import ServerProcess
 from tests.e2e.sipp import Scenario, metadata_xml, multipart, run_sipp, sdp
-from tests.store.conftest import REGION, MotoServer
+from tests.store.conftest import REGION, MotoServer, aws_environment, running_moto
 
 ADMIN_PASSWORD = "a long admin password"
 
@@ -36,26 +36,14 @@ def keys() -> Keyring:
 
 @pytest.fixture
 def moto() -> Iterator[MotoServer]:
-    server = MotoServer()
-    server.start()
-    try:
+    with running_moto() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def bucketed_server(tmp_path: Path, moto: MotoServer) -> Iterator[ServerProcess]:
-    aws = {  # boto3's usual chain, as a customer's server gets them
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-    server = ServerProcess(tmp_path / "data", extra_env=aws).start()
+    # Credentials from boto3's usual chain, as a customer's server gets them.
+    server = ServerProcess(tmp_path / "data", extra_env=aws_environment(tmp_path)).start()
     yield server
     server.stop()
 
