@@ -125,6 +125,68 @@ def test_the_capture_is_encrypted_once_the_recording_is_made(
     assert (after.state, after.sha256, after.path) == ("ready", before.sha256, before.path)
 
 
+def test_a_capture_whose_encryption_fails_is_kept_and_sealed_next_time(
+    database: Database, tmp_path: Path, keys: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A raw capture is the only copy of the call: a failed encryption (the disk full,
+    # gpg gone) must not remove it, and the next run seals it.
+    from callvault.crypto import sealing
+    from callvault.crypto.sealing import settle_captures
+
+    data = tmp_path / "data"
+    recording_id, segment_id = captured_session(database)
+    two_tones(data)
+    capture = data / "captures" / f"{CUBE}.pcap"
+    original = capture.read_bytes()
+    _encrypt_with(database, data, keys.ed)
+    real = sealing.encrypt_file
+
+    def disk_full(source: Path, target: Path, public_key: str, fingerprint: str) -> None:
+        if source.suffix == ".pcap":
+            target.write_bytes(b"half")
+            raise OSError(28, "No space left on device")
+        real(source, target, public_key, fingerprint)
+
+    monkeypatch.setattr(sealing, "encrypt_file", disk_full)
+    assert _run(database, data, recording_id) == "ready"
+    assert capture.read_bytes() == original  # kept, and no half ciphertext beside it
+    assert sorted(p.name for p in capture.parent.iterdir()) == [capture.name]
+    assert _segment(database, segment_id).capture_state == "plain"
+
+    monkeypatch.setattr(sealing, "encrypt_file", real)
+    call_id = _row(database, recording_id).call_id
+    assert settle_captures(database, data, call_id, settings_for(data)) == 1
+    segment = _segment(database, segment_id)
+    assert segment.capture_state == "encrypted" and not capture.exists()
+    assert gpg_decrypt((data / str(segment.capture_path)).read_bytes(), keys.ed) == original
+
+
+def test_a_remake_that_cannot_be_encrypted_leaves_the_older_file_alone(
+    database: Database, tmp_path: Path, keys: Keyring
+) -> None:
+    # Made in clear first; then encryption is on with a key that has expired since: the
+    # remake fails, and the file the recording had is still there, untouched.
+    data = tmp_path / "data"
+    recording_id, _ = captured_session(database)
+    two_tones(data)
+    assert _run(database, data, recording_id) == "ready"
+    made = _row(database, recording_id)
+    older = (data / str(made.path)).read_bytes()
+    _encrypt_with(database, data, keys.ed, **{"encryption.captures": "keep"})
+
+    def swap_in_expired(s: Any) -> None:
+        from callvault.db.safety import EncryptionKey
+
+        row = s.scalars(select(EncryptionKey)).one()
+        row.fingerprint, row.public_key = keys.expired.fingerprint, keys.expired.public
+
+    database.write(swap_in_expired)
+    assert _run(database, data, recording_id, force=True) == "failed"
+    assert (data / str(made.path)).read_bytes() == older
+    left = sorted(p.name for p in (data / str(made.path)).parent.iterdir())
+    assert left == [str(made.file_name)]  # no plaintext or partial ciphertext beside it
+
+
 def test_captures_can_be_removed_instead(database: Database, tmp_path: Path, keys: Keyring) -> None:
     data = tmp_path / "data"
     recording_id, segment_id = captured_session(database)

@@ -169,6 +169,11 @@ def test_holds_follow_who_may_see(world: dict[str, Any]) -> None:
     assert world["agent"].post(call_url).status_code == 403
     assert world["lead"].post(recording_url).status_code == 201
     assert world["lead"].delete(recording_url).status_code == 200
+    # A hold an administrator placed is not a supervisor's to lift.
+    assert world["admin"].post(call_url, json={"reason": "court"}).status_code == 201
+    refused = world["lead"].delete(call_url)
+    assert refused.status_code == 403 and "placed by root" in refused.json()["detail"]
+    assert world["admin"].delete(call_url).status_code == 200
 
 
 def test_the_purge_on_demand(world: dict[str, Any], ctx: WebContext) -> None:

@@ -185,13 +185,15 @@ def gnupg_home() -> Iterator[Any]:
         gpg.buffer_size = BUFFER
         yield gpg
     finally:
-        subprocess.run(
-            [GPGCONF, "--homedir", home, "--kill", "gpg-agent"],
-            capture_output=True,
-            check=False,
-            timeout=30,
-        )
-        shutil.rmtree(home, ignore_errors=True)
+        try:
+            subprocess.run(
+                [GPGCONF, "--homedir", home, "--kill", "gpg-agent"],
+                capture_output=True,
+                check=False,
+                timeout=30,
+            )
+        finally:  # the home holds an imported private key: removed whatever happened
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def _status(result: Any) -> dict[str, list[str]]:

@@ -18,8 +18,10 @@ again (``recordings remake`` says so).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,12 +130,20 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def seal_file(plain: Path, target: EncryptionTarget) -> SealedFile:
-    """Encrypt ``plain`` into ``plain.gpg`` (fsynced, renamed into place), then remove
-    ``plain``. On any failure ``plain`` is removed too: with encryption on, no audio is
-    left behind unencrypted (the job fails and can run again from the capture)."""
-    sealed = plain.with_name(plain.name + SUFFIX)
-    partial = sealed.with_name(sealed.name + ".partial")
+def seal_file(
+    plain: Path, target: EncryptionTarget, sealed: Path | None = None, *, keep_on_failure: bool
+) -> SealedFile:
+    """Encrypt ``plain`` into ``sealed`` (default ``plain.gpg``; fsynced, renamed into
+    place), then remove ``plain``.
+
+    On failure ``plain`` is removed when ``keep_on_failure`` is false (a recording's
+    plaintext: with encryption on no audio is left behind unencrypted, and the job runs
+    again from the capture) and kept when it is true (a raw capture: nothing could make
+    it again; the next run tries once more). The ciphertext is first written under a
+    name of its own, so two jobs never write into the same file.
+    """
+    sealed = sealed or plain.with_name(plain.name + SUFFIX)
+    partial = sealed.with_name(f".{sealed.name}.{secrets.token_hex(6)}.partial")
     try:
         encrypt_file(plain, partial, target.public_key, target.fingerprint)
         with partial.open("rb") as handle:
@@ -142,7 +152,8 @@ def seal_file(plain: Path, target: EncryptionTarget) -> SealedFile:
         _fsync_dir(sealed.parent)
     except BaseException:
         partial.unlink(missing_ok=True)
-        plain.unlink(missing_ok=True)
+        if not keep_on_failure:
+            plain.unlink(missing_ok=True)
         raise
     plain.unlink()
     return SealedFile(sealed, sealed.stat().st_size, file_sha256(sealed), target.fingerprint)
@@ -215,7 +226,12 @@ def _due(db: Session, call_id: int, base: Settings) -> _CaptureWork | None:
         if not own or any(r.state != "ready" for r in own):
             return None  # a recording still to make (or to remake) needs the capture
     stitched = settings["recording.stitch"] == "transfers" and len(media) >= 2
-    if stitched and not _stitch_done(call, media):
+    # Wait for the stitched recording only while it can still be made: once a capture
+    # was settled, or the stitch failed, a segment that came later must not stay plain.
+    can_stitch = all(s.capture_state == "plain" for s in media) and not any(
+        r.kind == "call" and r.state == "failed" for r in call.recordings
+    )
+    if stitched and can_stitch and not _stitch_done(call, media):
         return None
     plain = tuple((s.id, s.capture_path or "") for s in media if s.capture_state == "plain")
     if not plain:
@@ -224,18 +240,32 @@ def _due(db: Session, call_id: int, base: Settings) -> _CaptureWork | None:
     return _CaptureWork(mode, target, plain)
 
 
-def _settle_one(data_dir: Path, work: _CaptureWork, relative: str) -> tuple[str, str]:
-    """Encrypt or remove one capture; ``(state, path)`` to record."""
+def _settle_one(data_dir: Path, work: _CaptureWork, relative: str) -> tuple[str, str] | None:
+    """Encrypt or remove one capture; ``(state, path)`` to record, None when another
+    job is doing it now (it holds the capture's lock)."""
     plain = data_dir / relative
-    if work.mode == "remove":
-        plain.unlink(missing_ok=True)
-        return "removed", relative
-    assert work.target is not None
     sealed_relative = relative + SUFFIX
-    if not plain.exists() and (data_dir / sealed_relative).exists():
-        return "encrypted", sealed_relative  # done before a crash, not yet recorded
-    seal_file(plain, work.target)
-    return "encrypted", sealed_relative
+    try:
+        handle = plain.open("rb")
+    except FileNotFoundError:
+        if work.mode == "encrypt" and (data_dir / sealed_relative).exists():
+            return "encrypted", sealed_relative  # done before a crash, not yet recorded
+        if work.mode == "remove":
+            return "removed", relative
+        raise
+    with handle:
+        try:  # one job per capture: finalize workers and the CLI may settle one call at once
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        if not plain.exists():  # settled by the job that held the lock before us
+            return None
+        if work.mode == "remove":
+            plain.unlink()
+            return "removed", relative
+        assert work.target is not None
+        seal_file(plain, work.target, keep_on_failure=True)
+        return "encrypted", sealed_relative
 
 
 def settle_captures(database: Database, data_dir: Path, call_id: int, base: Settings) -> int:
@@ -252,10 +282,13 @@ def settle_captures(database: Database, data_dir: Path, call_id: int, base: Sett
     done = 0
     for segment_id, relative in work.captures:
         try:
-            state, path = _settle_one(data_dir, work, relative)
+            settled = _settle_one(data_dir, work, relative)
         except Exception:
             log.exception("call %s: capture %s: %s failed", call_id, relative, work.mode)
             continue
+        if settled is None:
+            continue
+        state, path = settled
 
         def record(
             s: Session, segment_id: int = segment_id, state: str = state, path: str = path

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from callvault.crypto.sealing import EncryptionTarget, SealedFile, seal_file
+from callvault.crypto.sealing import SUFFIX, EncryptionTarget, SealedFile, seal_file
 from callvault.media.analysis import talk_intervals, waveform_peaks
 from callvault.media.encode import EncodedFile, OutputFormat, encode_file
 
@@ -102,14 +102,22 @@ def write_artifact(
     if extra:
         analysis.update(extra)
     partial = final.with_name(final.name + ".partial")
+    sealed: SealedFile | None = None
     try:
         encoded = encode_file(partial, pcm, sample_rate, fmt)
-        partial.replace(final)
+        if seal is None:
+            partial.replace(final)
+        else:
+            # Straight from the encoder's file to the ciphertext: the plaintext never
+            # takes a final name (an older file of that name, the one a remake replaces,
+            # stays until the new one is committed).
+            sealed = seal_file(
+                partial, seal, final.with_name(final.name + SUFFIX), keep_on_failure=False
+            )
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     encoded = dataclasses.replace(encoded, path=final)
-    sealed = seal_file(final, seal) if seal is not None else None
     # Interleaved by point: channel 0's peak, channel 1's, then the next point.
     points = peaks.T.astype(np.uint8).tobytes()
     return Artifact(encoded, points, PEAKS_PER_SECOND, analysis, sealed)

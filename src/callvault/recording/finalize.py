@@ -135,7 +135,13 @@ def finalize_recording(
     database.write(lambda s: _commit(s, base, claim, results))
     sealed = claim.encryption is not None
     made = {stored_path(output.relative, sealed) for output in claim.outputs}
-    replaced = [(o.previous_store, o.previous) for o in claim.outputs if o.previous not in made]
+    # An earlier file under another name goes; so does one under the same name kept in
+    # another store (the S3 copy of a recording now made again locally).
+    replaced = [
+        (o.previous_store, o.previous)
+        for o in claim.outputs
+        if o.previous not in made or o.previous_store != "local"
+    ]
     remove_replaced(database, base, replaced)
     if claim.policy.stitch == "transfers":
         stitch.stitch_if_complete(database, data_dir, claim.call_id, base, moment)
@@ -152,8 +158,8 @@ def _claim(
     recording = db.get(Recording, recording_id)
     if recording is None or recording.segment_id is None:
         return "skipped"
-    if recording.state == "ready" and not force:
-        return "skipped"
+    if (recording.state == "ready" and not force) or recording.state == "deleted":
+        return "skipped"  # a deleted recording (retention) is never made again
     if gave_up(recording):
         return "failed"
     settings = effective_settings(db, base)
@@ -275,7 +281,10 @@ def _reserve(
     for index, plan in enumerate(plans):
         row = recording
         if index and plan.participant_key is not None:
-            row = existing.get(plan.participant_key) or Recording(
+            kept = existing.get(plan.participant_key)
+            if kept is not None and kept.state == "deleted":
+                continue  # deleted by retention while a sibling is held: stays deleted
+            row = kept or Recording(
                 call_id=recording.call_id,
                 segment_id=recording.segment_id,
                 kind="participant",

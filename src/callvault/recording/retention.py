@@ -314,11 +314,24 @@ def place_hold(
     reason: str | None,
     by: str,
 ) -> LegalHold:
-    """Hold a call (all its recordings, and the call itself) or one recording."""
-    if call_id is not None and db.get(Call, call_id) is None:
-        raise NoSuchTarget(f"no call {call_id}")
+    """Hold a call (all its recordings, and the call itself) or one recording.
+
+    The recordings held are locked first, as the purge locks them before it looks for
+    holds: on PostgreSQL a hold and a purge running at once then happen one after the
+    other (the hold refused as "deleted already", or the purge sees the hold), never a
+    hold confirmed on a recording the purge is deleting.
+    """
+    if call_id is not None:
+        if db.get(Call, call_id) is None:
+            raise NoSuchTarget(f"no call {call_id}")
+        db.scalars(select(Recording.id).where(Recording.call_id == call_id).with_for_update()).all()
     if recording_id is not None:
-        recording = db.get(Recording, recording_id)
+        recording = db.scalars(
+            select(Recording)
+            .where(Recording.id == recording_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
         if recording is None:
             raise NoSuchTarget(f"no recording {recording_id}")
         if recording.state == "deleted":

@@ -149,6 +149,8 @@ def request_stitch(db: Session, call_id: int, *, only_if_complete: bool) -> int 
             and covered == [s.id for s in segments]
         ):
             return None  # made already, from exactly these segments
+    if stitched is not None and stitched.state == "deleted":
+        return None  # deleted by retention: never made again
     if not segments or (only_if_complete and any(capture_problem(s) for s in segments)):
         return None
     if stitched is None:
@@ -199,7 +201,8 @@ def make_stitched(
         emit(db, "recording.ready", recording_payload(row))
 
     database.write(commit)
-    if claim.previous != stored_path(claim.relative, claim.encryption is not None):
+    made = stored_path(claim.relative, claim.encryption is not None)
+    if claim.previous != made or claim.previous_store != "local":
         remove_replaced(database, base, [(claim.previous_store, claim.previous)])
     settle_captures(database, data_dir, claim.call_id, base)
     return "ready"
@@ -209,7 +212,7 @@ def _claim(
     db: Session, recording_id: int, data_dir: Path, base: Settings, now: float, force: bool
 ) -> _StitchJob | str:
     row = db.get(Recording, recording_id)
-    if row is None or row.kind != "call":
+    if row is None or row.kind != "call" or row.state == "deleted":
         return "skipped"
     if gave_up(row):
         return "failed"

@@ -101,6 +101,10 @@ def sweep(database: Database, settings: Settings, data_dir: Path) -> Swept:
         ).all()
     )
     removed: list[int] = []
+    # A copy may linger in the other store too: the local file of an upload whose
+    # clean-up was cut short (a crash between the switch and the unlink), the object of
+    # an interrupted move back to local. Those are removed as well, best effort.
+    others = ["local", "s3"] if settings["storage.s3.bucket"] else ["local"]
     for recording_id, store_name, path, size in files:
         try:
             store(store_name).delete(str(path))
@@ -108,6 +112,12 @@ def sweep(database: Database, settings: Settings, data_dir: Path) -> Swept:
             swept.errors.append(f"recording {recording_id}: cannot delete {path}: {exc}")
             log.error("retention: cannot delete %s of recording %d: %s", path, recording_id, exc)
             continue
+        for other in others:
+            if other != store_name:
+                try:
+                    store(other).delete(str(path))
+                except Exception as exc:
+                    log.warning("retention: cannot check %s for %s: %s", other, path, exc)
         removed.append(recording_id)
         swept.bytes_freed += size or 0
 

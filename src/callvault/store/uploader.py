@@ -276,12 +276,16 @@ def _unchanged(row: Recording, claim: Claim) -> bool:
 
 
 def _forget_stale_object(database: Database, bucket: BlobStore, claim: Claim) -> None:
-    """Remove the object just uploaded when no recording refers to that key any more
-    (the recording was deleted or renamed meanwhile); a same-named remake overwrites it
-    on its own upload."""
+    """Remove the object just uploaded unless a recording kept in S3 refers to it: the
+    recording was deleted, renamed or is being made again meanwhile (a same-named remake
+    is uploaded again once it is ready)."""
     still_used = database.read(
         lambda s: s.scalar(
-            select(func.count()).where(Recording.path == claim.key, Recording.state != "deleted")
+            select(func.count()).where(
+                Recording.path == claim.key,
+                Recording.store == "s3",
+                Recording.state == "ready",
+            )
         )
     )
     if still_used:

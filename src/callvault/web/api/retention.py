@@ -4,7 +4,8 @@ recordings, and the purge job on demand (T5, W2).
 Who may do what:
 - a call's retention and holds: administrators, and supervisors who may see the call
   (:mod:`callvault.web.permissions`; anyone else who may see it gets 403, whoever may
-  not gets 404). API tokens need the ``admin`` scope to change them, as for tagging. An
+  not gets 404); a supervisor releases only the holds they placed themselves. API
+  tokens need the ``admin`` scope to change them, as for tagging. An
   administrator governs retention under every tier, including W2's limited tier, where
   administrators may not reach the recordings themselves: holding a call for a court or
   shortening its retention reveals nothing of what was said.
@@ -191,6 +192,15 @@ def _hold(
         else:
             governed_recording(db, who, target_id)
             where = {"recording_id": target_id}
+        if not on and not who.is_admin:
+            # A supervisor releases only the holds they placed: one an administrator
+            # placed (for a court, say) is not theirs to lift.
+            placed = retention.active_hold(db, **where)
+            if placed is not None and placed.set_by != who.login:
+                raise Forbidden(
+                    f"this hold was placed by {placed.set_by}: only an administrator or "
+                    "they may release it"
+                )
         try:
             if on:
                 hold = retention.place_hold(db, reason=reason, by=who.login, **where)
