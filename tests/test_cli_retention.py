@@ -85,6 +85,8 @@ def test_a_bad_date_is_refused(tmp_path: Path, run: Run, database: Database) -> 
     result = run("purge", "--as-of", "yesterday")
     assert result.exit_code == 2
     assert "'yesterday' is not an ISO date" in result.output
+    early = run("purge", "--as-of", "0001-01-01T00:00+01:00")  # before the first UTC day
+    assert early.exit_code == 2 and "out of the range of dates" in early.output
 
 
 def test_holds_from_the_command_line(database: Database, tmp_path: Path, run: Run) -> None:

@@ -39,7 +39,10 @@ def parse_as_of(text: str) -> datetime:
             f"{text!r} is not an ISO date or date and time (e.g. 2024-03-01 or "
             "2024-03-01T12:00:00Z)"
         ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable day
+        raise click.BadParameter(f"{text!r} is out of the range of dates") from None
 
 
 def _size(count: int) -> str:
