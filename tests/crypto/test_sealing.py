@@ -60,6 +60,17 @@ def _encrypt_with(database: Database, data: Path, key: Key, **more: str) -> None
     configure(database, data, {"encryption.enabled": "true", **more})
 
 
+def _expire_active_key(database: Database, keys: Keyring) -> None:
+    """As if the active key had expired since it was set."""
+    from callvault.db.safety import EncryptionKey
+
+    def swap(s: Any) -> None:
+        row = s.scalars(select(EncryptionKey)).one()
+        row.fingerprint, row.public_key = keys.expired.fingerprint, keys.expired.public
+
+    database.write(swap)
+
+
 def _opened(data: Path, recording: Recording, key: Key, tmp_path: Path) -> Path:
     """The recording decrypted by the gpg CLI, as the key holder would."""
     plain = gpg_decrypt((data / str(recording.path)).read_bytes(), key)
@@ -174,13 +185,7 @@ def test_a_remake_that_cannot_be_encrypted_leaves_the_older_file_alone(
     older = (data / str(made.path)).read_bytes()
     _encrypt_with(database, data, keys.ed, **{"encryption.captures": "keep"})
 
-    def swap_in_expired(s: Any) -> None:
-        from callvault.db.safety import EncryptionKey
-
-        row = s.scalars(select(EncryptionKey)).one()
-        row.fingerprint, row.public_key = keys.expired.fingerprint, keys.expired.public
-
-    database.write(swap_in_expired)
+    _expire_active_key(database, keys)
     assert _run(database, data, recording_id, force=True) == "failed"
     assert (data / str(made.path)).read_bytes() == older
     left = sorted(p.name for p in (data / str(made.path)).parent.iterdir())
@@ -273,13 +278,7 @@ def test_an_expired_key_fails_the_job_and_leaves_no_plaintext(
     two_tones(data)
     _encrypt_with(database, data, keys.ed)
 
-    def swap_in_expired(s: Any) -> None:  # as if the active key had expired since
-        from callvault.db.safety import EncryptionKey
-
-        row = s.scalars(select(EncryptionKey)).one()
-        row.fingerprint, row.public_key = keys.expired.fingerprint, keys.expired.public
-
-    database.write(swap_in_expired)
+    _expire_active_key(database, keys)
     assert _run(database, data, recording_id) == "failed"
     error = _row(database, recording_id).error
     assert error is not None and error.startswith("UnusableKey: cannot encrypt")
