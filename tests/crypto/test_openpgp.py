@@ -4,12 +4,16 @@ never outlive one operation, streaming decryption that leaves nothing behind."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from callvault.crypto.openpgp import (
+    HOME_PREFIX,
     BadPassphrase,
     InvalidKey,
     KeyMismatch,
@@ -198,3 +202,21 @@ def test_sealed_text_opens_only_with_its_passphrase() -> None:
     assert open_sealed(sealed, "k" * 64) == "a private key, say"
     with pytest.raises(OpenPGPError):
         open_sealed(sealed, "j" * 64)
+
+
+def test_homes_left_by_killed_processes_are_removed_and_live_ones_kept() -> None:
+    # A process killed mid-decryption leaves its home (with the imported private key).
+    from callvault.crypto.openpgp import _home_parents, remove_stale_homes
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    parent = _home_parents()[0]
+    stale = Path(tempfile.mkdtemp(prefix=f"{HOME_PREFIX}{dead.pid}-", dir=parent))
+    (stale / "private-keys-v1.d").mkdir()
+    live = Path(tempfile.mkdtemp(prefix=f"{HOME_PREFIX}{os.getpid()}-", dir=parent))
+    try:
+        assert remove_stale_homes() >= 1
+        assert not stale.exists() and live.exists()
+    finally:
+        shutil.rmtree(live, ignore_errors=True)
+        shutil.rmtree(stale, ignore_errors=True)

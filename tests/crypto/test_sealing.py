@@ -187,6 +187,9 @@ def test_a_remake_that_cannot_be_encrypted_leaves_the_older_file_alone(
 
     _expire_active_key(database, keys)
     assert _run(database, data, recording_id, force=True) == "failed"
+    after = _row(database, recording_id)  # still playable, as it was, saying why
+    assert (after.state, after.path, after.sha256) == ("ready", made.path, made.sha256)
+    assert after.error is not None and "the earlier file stays" in after.error
     assert (data / str(made.path)).read_bytes() == older
     left = sorted(p.name for p in (data / str(made.path)).parent.iterdir())
     assert left == [str(made.file_name)]  # no plaintext or partial ciphertext beside it

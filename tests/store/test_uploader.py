@@ -243,3 +243,22 @@ def test_a_recording_in_the_bucket_plays_with_ranges_and_an_outage_is_a_503(
     assert down.status_code == 503
     assert "cannot be reached now" in down.json()["detail"]
     assert row(database, recording_id).store == "s3"  # nothing changed meanwhile
+
+
+def test_a_playback_that_read_the_row_before_the_upload_reads_the_bucket(
+    database: Database, tmp_path: Path, moto: MotoServer, bucket: str
+) -> None:
+    # The player read the row (local) just before the uploader moved the file to S3
+    # and removed the local copy: the audio comes from the bucket, not a 500.
+    from callvault.web.playback import playback_body
+
+    base = use_s3(database, tmp_path, moto.url, bucket)
+    recording_id = finalized(database, tmp_path)
+    stale = row(database, recording_id)
+    assert stale.store == "local" and stale.path is not None
+    audio = (tmp_path / stale.path).read_bytes()
+    outcome = upload_next(database, base, tmp_path, T0)
+    assert outcome is not None and outcome.uploaded and not (tmp_path / stale.path).exists()
+    ctx = WebContext(database, tmp_path, settings_for(tmp_path), b"s" * 32)
+    body = playback_body(ctx, stale, as_stored=True)
+    assert b"".join(body.chunks(0, body.size)) == audio

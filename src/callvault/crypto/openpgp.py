@@ -165,12 +165,49 @@ class _GnuPG(gnupg.GPG):  # type: ignore[misc]
         return super()._collect_output(process, result, *args, **kwargs)
 
 
+def _home_parents() -> list[Path]:
+    shm = Path("/dev/shm")
+    found = [shm] if shm.is_dir() and os.access(shm, os.W_OK) else []
+    return [*found, Path(tempfile.gettempdir())]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_homes() -> int:
+    """Remove the throwaway homes of processes that died without cleaning up (killed
+    mid-decryption: a home holds an imported private key); returns how many. Called
+    when the server starts."""
+    removed = 0
+    for parent in _home_parents():
+        for home in parent.glob(f"{HOME_PREFIX}*"):
+            pid_text = home.name.removeprefix(HOME_PREFIX).split("-", 1)[0]
+            if not pid_text.isdigit() or _alive(int(pid_text)) or not home.is_dir():
+                continue
+            try:
+                subprocess.run(
+                    [GPGCONF, "--homedir", str(home), "--kill", "gpg-agent"],
+                    capture_output=True,
+                    check=False,
+                    timeout=30,
+                )
+            finally:
+                shutil.rmtree(home, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 @contextmanager
 def gnupg_home() -> Iterator[Any]:
     """A ``gnupg.GPG`` on a throwaway GNUPGHOME, agent killed and home removed after."""
-    shm = Path("/dev/shm")
-    where = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
-    home = tempfile.mkdtemp(prefix=f"{HOME_PREFIX}{os.getpid()}-", dir=where)
+    home = tempfile.mkdtemp(prefix=f"{HOME_PREFIX}{os.getpid()}-", dir=_home_parents()[0])
     try:
         (Path(home) / "gpg-agent.conf").write_text(_AGENT_CONF, encoding="ascii")
         # UTF-8 both ways: passphrases as gpg in a UTF-8 terminal would take them, user

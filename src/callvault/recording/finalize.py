@@ -515,8 +515,15 @@ def describe_failure(what: str, exc: Exception) -> str:
 
 
 def fail_recordings(db: Session, recording_ids: list[int], error: str) -> None:
+    """Say why the job failed. A recording made before (a remake failed) stays ready
+    with its earlier file, which nothing touched: only a commit replaces it."""
     for recording_id in recording_ids:
         recording = db.get(Recording, recording_id)
-        if recording is not None:
+        if recording is None:
+            continue
+        if recording.ready_at is not None and recording.path and recording.sha256:
+            recording.state = "ready"
+            recording.error = f"making it again failed, the earlier file stays: {error}"
+        else:
             recording.state = "failed"
             recording.error = error

@@ -23,6 +23,7 @@ import uvloop
 from sqlalchemy.orm import Session
 
 from callvault.config import ConfigError, Settings
+from callvault.crypto.openpgp import remove_stale_homes
 from callvault.db import Database
 from callvault.db.queries import recordings_due
 from callvault.jobs.local import LocalJobRunner
@@ -97,6 +98,8 @@ async def serve(settings: Settings) -> None:
         workers=settings["finalize.workers"],
         config_file=settings.config_file,
     )
+    if stale := remove_stale_homes():
+        log.warning("removed %d gpg homes left by processes that were killed", stale)
     for recording_id in await store.run(recover_interrupted, time.time(), data_dir):
         jobs.enqueue_finalize(recording_id)
 

@@ -95,6 +95,10 @@ def playback_body(
     ``shared`` (a share link, where nobody can type a passphrase): 409 instead of 401.
     """
     _ready(recording)
+    if recording.store == "local" and not (ctx.data_dir / str(recording.path)).exists():
+        # The uploader may have moved it to the bucket since the row was read.
+        moved = ctx.database.read(lambda db: db.get(Recording, recording.id))
+        recording = moved if moved is not None and moved.state == "ready" else recording
     if not recording.encrypted and recording.store == "local":
         return recording_body(ctx.data_dir, recording, as_stored=as_stored)
     try:
