@@ -4,15 +4,14 @@ as an operator runs them, with keys made by the gpg CLI."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from callvault.cli import main
 from callvault.db import Database
 from callvault.db.models import Recording
+from tests.cli_support import drop_callvault_environment, migrated_database, run
 from tests.crypto.gpgkeys import PASSPHRASE, Key, Keyring, gpg_decrypt, keyring
 from tests.recording.golden import captured_session, two_tones
 
@@ -24,9 +23,7 @@ def keys() -> Keyring:
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("CALLVAULT_"):
-            monkeypatch.delenv(name)
+    drop_callvault_environment(monkeypatch)
 
 
 @pytest.fixture
@@ -36,14 +33,7 @@ def data(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def db(data: Path) -> Database:
-    data.mkdir()
-    database = Database.for_data_dir(data)
-    database.migrate()
-    return database
-
-
-def run(data: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--data", str(data)])
+    return migrated_database(data)
 
 
 def key_files(tmp_path: Path, key: Key) -> tuple[str, str]:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from callvault.cli import main
 from callvault.db import Database
 from callvault.db.models import Recording
 from callvault.recording.store import create_segment, end_segment
+from tests.cli_support import drop_callvault_environment, migrated_database, run
 from tests.media import payloads
 from tests.recording.golden import (
     RECORDER,
@@ -30,9 +28,7 @@ from tests.recording.helpers import new_segment
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("CALLVAULT_"):
-            monkeypatch.delenv(name)
+    drop_callvault_environment(monkeypatch)
 
 
 @pytest.fixture
@@ -42,14 +38,7 @@ def data(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def db(data: Path) -> Database:
-    data.mkdir()
-    database = Database.for_data_dir(data)
-    database.migrate()
-    return database
-
-
-def run(data: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--data", str(data)])
+    return migrated_database(data)
 
 
 def _recordings(data: Path) -> list[dict[str, object]]:

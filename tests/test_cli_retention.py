@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,15 +15,14 @@ from callvault.cli import main
 from callvault.db import Database
 from callvault.db.accounts import AuditEvent
 from callvault.db.models import Recording
+from tests.cli_support import drop_callvault_environment
 from tests.recording.golden import CUBE, configure
 from tests.recording.retained import END, ORACLE, ready_call
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("CALLVAULT_"):
-            monkeypatch.delenv(name)
+    drop_callvault_environment(monkeypatch)
 
 
 Run = Callable[..., Result]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from pathlib import Path
 
@@ -15,13 +14,12 @@ from sqlalchemy.pool import NullPool
 
 from callvault.cli import main
 from callvault.db import SQLITE_FILENAME, Database, Setting, alembic_config
+from tests.cli_support import drop_callvault_environment
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("CALLVAULT_"):
-            monkeypatch.delenv(name)
+    drop_callvault_environment(monkeypatch)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:

@@ -4,7 +4,6 @@ and on PostgreSQL (``database.url`` from the environment)."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -20,13 +19,12 @@ from callvault.db import Database, User, WebSession
 from callvault.db.accounts import Group
 from callvault.web.auth import authenticate, new_session
 from callvault.web.people import UserFields, update_user
+from tests.cli_support import drop_callvault_environment
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("CALLVAULT_"):
-            monkeypatch.delenv(name)
+    drop_callvault_environment(monkeypatch)
     # Still argon2id, at its lowest cost: these tests hash and check many passwords.
     monkeypatch.setattr("callvault.web.auth._hasher", PasswordHasher(1, 8, 1))
 

@@ -142,7 +142,7 @@ def set_settings(
         from callvault.crypto.keys import encryption_problem
 
         problem = encryption_problem(session, current.overlay(parsed, _NEW))
-    if problem is None:
+    if problem is None and not values.keys().isdisjoint(_BUCKET_PLACE):
         problem = _bucket_problem(session, base, current.overlay(parsed, _NEW))
     if problem:
         changes = ", ".join(f"{name} = {text!r}" for name, text in values.items())
@@ -209,7 +209,8 @@ def reset_setting(session: Session, name: str, *, base: Settings | None = None) 
     _runtime_setting(name)
     if base is not None:
         after = base.overlay(_stored_values(session, skip=(name,)), DATABASE)
-        if problem := consistency_problem(after) or _bucket_problem(session, base, after):
+        bucket = _bucket_problem(session, base, after) if name in _BUCKET_PLACE else None
+        if problem := consistency_problem(after) or bucket:
             raise ConfigError(f"cannot reset {name}: {problem}")
     row = session.get(StoredSetting, name)
     if row is not None:

@@ -51,6 +51,14 @@ def _segment(database: Database, segment_id: int) -> Segment:
     return found
 
 
+def _captured(database: Database, tmp_path: Path) -> tuple[Path, int, int]:
+    """The Cisco two-tone call captured: (data directory, recording id, segment id)."""
+    data = tmp_path / "data"
+    recording_id, segment_id = captured_session(database)
+    two_tones(data)
+    return data, recording_id, segment_id
+
+
 def _run(database: Database, data: Path, recording_id: int, **kw: Any) -> str:
     return finalize_recording(database, data, recording_id, settings=settings_for(data), **kw)
 
@@ -83,9 +91,7 @@ def _opened(data: Path, recording: Recording, key: Key, tmp_path: Path) -> Path:
 def test_a_finished_recording_is_encrypted_and_its_plaintext_removed(
     database: Database, tmp_path: Path, keys: Keyring
 ) -> None:
-    data = tmp_path / "data"
-    recording_id, segment_id = captured_session(database)
-    two_tones(data)
+    data, recording_id, segment_id = _captured(database, tmp_path)
     _encrypt_with(database, data, keys.ed, **{"encryption.captures": "keep"})
     assert _run(database, data, recording_id) == "ready"
 
@@ -114,9 +120,7 @@ def test_a_finished_recording_is_encrypted_and_its_plaintext_removed(
 def test_the_capture_is_encrypted_once_the_recording_is_made(
     database: Database, tmp_path: Path, keys: Keyring
 ) -> None:
-    data = tmp_path / "data"
-    recording_id, segment_id = captured_session(database)
-    two_tones(data)
+    data, recording_id, segment_id = _captured(database, tmp_path)
     capture = data / "captures" / f"{CUBE}.pcap"
     original = capture.read_bytes()
     _encrypt_with(database, data, keys.rsa)  # encryption.captures: encrypt by default
@@ -144,9 +148,7 @@ def test_a_capture_whose_encryption_fails_is_kept_and_sealed_next_time(
     from callvault.crypto import sealing
     from callvault.crypto.sealing import settle_captures
 
-    data = tmp_path / "data"
-    recording_id, segment_id = captured_session(database)
-    two_tones(data)
+    data, recording_id, segment_id = _captured(database, tmp_path)
     capture = data / "captures" / f"{CUBE}.pcap"
     original = capture.read_bytes()
     _encrypt_with(database, data, keys.ed)
@@ -177,9 +179,7 @@ def test_a_remake_that_cannot_be_encrypted_leaves_the_older_file_alone(
 ) -> None:
     # Made in clear first; then encryption is on with a key that has expired since: the
     # remake fails, and the file the recording had is still there, untouched.
-    data = tmp_path / "data"
-    recording_id, _ = captured_session(database)
-    two_tones(data)
+    data, recording_id, _ = _captured(database, tmp_path)
     assert _run(database, data, recording_id) == "ready"
     made = _row(database, recording_id)
     older = (data / str(made.path)).read_bytes()
@@ -196,9 +196,7 @@ def test_a_remake_that_cannot_be_encrypted_leaves_the_older_file_alone(
 
 
 def test_captures_can_be_removed_instead(database: Database, tmp_path: Path, keys: Keyring) -> None:
-    data = tmp_path / "data"
-    recording_id, segment_id = captured_session(database)
-    two_tones(data)
+    data, recording_id, segment_id = _captured(database, tmp_path)
     _encrypt_with(database, data, keys.ed, **{"encryption.captures": "remove"})
     assert _run(database, data, recording_id) == "ready"
     assert _segment(database, segment_id).capture_state == "removed"
@@ -248,9 +246,7 @@ def test_captures_of_a_transferred_call_wait_for_its_stitched_recording(
 def test_new_recordings_use_the_new_key_after_rotation(
     database: Database, tmp_path: Path, keys: Keyring
 ) -> None:
-    data = tmp_path / "data"
-    before, _ = captured_session(database)
-    two_tones(data)
+    data, before, _ = _captured(database, tmp_path)
     _encrypt_with(database, data, keys.ed, **{"encryption.captures": "keep"})
     assert _run(database, data, before) == "ready"
     set_key(database, keys.other)  # rotation
@@ -262,9 +258,7 @@ def test_new_recordings_use_the_new_key_after_rotation(
 def test_encryption_on_without_a_key_fails_and_writes_nothing(
     database: Database, tmp_path: Path
 ) -> None:
-    data = tmp_path / "data"
-    recording_id, _ = captured_session(database)
-    two_tones(data)
+    data, recording_id, _ = _captured(database, tmp_path)
     # Only the settings file or the environment can turn it on without a key.
     base = load_settings({"data_dir": str(data), "encryption.enabled": "true"}, environ={})
     assert finalize_recording(database, data, recording_id, settings=base) == "failed"
@@ -276,9 +270,7 @@ def test_encryption_on_without_a_key_fails_and_writes_nothing(
 def test_an_expired_key_fails_the_job_and_leaves_no_plaintext(
     database: Database, tmp_path: Path, keys: Keyring
 ) -> None:
-    data = tmp_path / "data"
-    recording_id, _ = captured_session(database)
-    two_tones(data)
+    data, recording_id, _ = _captured(database, tmp_path)
     _encrypt_with(database, data, keys.ed)
 
     _expire_active_key(database, keys)

@@ -77,9 +77,9 @@ def recordings_get(
     stored OpenPGP file instead. The file is read from the recording's store (the data
     directory or S3).
     """
-    from callvault.crypto.access import NoPrivateKey, open_plaintext, open_store, opening
+    from callvault.crypto.access import NoPrivateKey, open_plaintext, opening
     from callvault.crypto.openpgp import OpenPGPError, PassphraseRequired
-    from callvault.store import StoreError
+    from callvault.store import StoreError, store_for
     from callvault.web.keys import load_secret
 
     settings = cli_settings(data, config)
@@ -97,7 +97,7 @@ def recordings_get(
             raise click.ClickException(
                 f"recording {recording_id} is not encrypted: leave out --encrypted"
             )
-        store = open_store(effective, recording.store, settings.data_dir)
+        store = store_for(effective, recording.store)
         chunks: Iterable[bytes]
         if recording.encrypted and not encrypted:
             secret = load_secret(settings.data_dir)

@@ -2,8 +2,8 @@
 
 Used by the HTTP player and downloads (:mod:`callvault.web.audio`) and by
 ``callvault recordings get``: the file is read through the recording's own store
-(:func:`open_store`: the data directory, or the S3 bucket), and an encrypted one is
-decrypted as a stream (:class:`~callvault.crypto.stream.PlaintextStream`), never to
+(:func:`callvault.store.store_for`: the data directory, or the S3 bucket), and an
+encrypted one is decrypted as a stream (:class:`~callvault.crypto.stream.PlaintextStream`), never to
 disk, with the stored private key of the recording's ``key_fingerprint`` and, if that
 key has one, the passphrase given for this one request.
 """
@@ -11,26 +11,22 @@ key has one, the passphrase given for this one request.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from callvault.config import Settings
 from callvault.crypto.keys import KeyAccess, key_access, private_key
 from callvault.crypto.openpgp import OpenPGPError, PassphraseRequired
 from callvault.crypto.sealing import SUFFIX
 from callvault.crypto.stream import PlaintextStream
 from callvault.db.models import Recording
-from callvault.store.base import BlobStore, StoreError
-from callvault.store.local import LocalStore
+from callvault.store.base import BlobStore
 
 __all__ = [
     "NoPrivateKey",
     "Opening",
     "ciphertext_name",
     "open_plaintext",
-    "open_store",
     "opening",
     "plaintext_facts",
 ]
@@ -48,20 +44,6 @@ class Opening:
     path: str
     access: KeyAccess | None
     private_key: str | None  # armoured, unsealed; None: not in the system
-
-
-def open_store(settings: Settings, name: str, data_dir: Path | None = None) -> BlobStore:
-    """The store a recording's ``store`` column names: ``local`` (the data directory)
-    or ``s3`` (the bucket of the ``storage.s3.*`` settings given: pass the effective
-    ones, which hold an administrator's changes)."""
-    if name == "local":
-        return LocalStore(data_dir or settings.data_dir)
-    if name == "s3":
-        from callvault.store.s3 import store_from_settings  # boto3 only when it is used
-
-        store: BlobStore = store_from_settings(settings)
-        return store
-    raise StoreError(f"unknown store {name!r}")
 
 
 def opening(db: Session, recording: Recording, secret: bytes) -> Opening:

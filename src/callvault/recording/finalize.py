@@ -135,17 +135,12 @@ def finalize_recording(
     database.write(lambda s: _commit(s, base, claim, results))
     sealed = claim.encryption is not None
     made = {stored_path(output.relative, sealed) for output in claim.outputs}
-    # An earlier file under another name goes; so does one under the same name kept in
-    # another store (the S3 copy of a recording now made again locally).
-    replaced = [
-        (o.previous_store, o.previous)
-        for o in claim.outputs
-        if o.previous not in made or o.previous_store != "local"
-    ]
-    remove_replaced(database, base, replaced)
+    remove_replaced(database, base, [(o.previous_store, o.previous) for o in claim.outputs], made)
+    stitched = None
     if claim.policy.stitch == "transfers":
-        stitch.stitch_if_complete(database, data_dir, claim.call_id, base, moment)
-    settle_captures(database, data_dir, claim.call_id, base)
+        stitched = stitch.stitch_if_complete(database, data_dir, claim.call_id, base, moment)
+    if stitched != "ready":  # a stitched recording made just now settled them already
+        settle_captures(database, data_dir, claim.call_id, base)
     return "ready"
 
 
@@ -477,13 +472,17 @@ def apply_artifact(
 
 
 def remove_replaced(
-    database: Database, base: Settings, replaced: list[tuple[str, str | None]]
+    database: Database, base: Settings, previous: list[tuple[str, str | None]], made: set[str]
 ) -> None:
-    """Delete files an earlier run made under another name, now that the new ones are
-    committed (a remake in another format must not leave the old file behind), from the
-    store that holds each: ``(store, path)`` pairs. A store that cannot be reached keeps
-    its file (``callvault verify`` lists it as belonging to no recording)."""
-    replaced = [(name, path) for name, path in replaced if path]
+    """Delete the files earlier runs made (``(store, path)`` pairs), now that the new
+    ones (``made``, local paths) are committed: one under another name (a remake in
+    another format must not leave the old file behind), and one under the same name
+    kept in another store (the S3 copy of a recording now made again locally). A store
+    that cannot be reached keeps its file (``callvault verify`` lists it as belonging to
+    no recording)."""
+    replaced = [
+        (name, path) for name, path in previous if path and (path not in made or name != "local")
+    ]
     if not replaced:
         return
     settings = database.read(lambda db: effective_settings(db, base, check=False))
@@ -491,7 +490,7 @@ def remove_replaced(
         assert path is not None
         try:
             store_for(settings, name).delete(path)
-        except (StoreError, ValueError) as exc:
+        except StoreError as exc:
             log.warning("could not remove the replaced file %s from %s: %s", path, name, exc)
 
 

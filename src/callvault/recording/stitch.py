@@ -202,8 +202,7 @@ def make_stitched(
 
     database.write(commit)
     made = stored_path(claim.relative, claim.encryption is not None)
-    if claim.previous != made or claim.previous_store != "local":
-        remove_replaced(database, base, [(claim.previous_store, claim.previous)])
+    remove_replaced(database, base, [(claim.previous_store, claim.previous)], {made})
     settle_captures(database, data_dir, claim.call_id, base)
     return "ready"
 

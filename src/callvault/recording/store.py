@@ -163,7 +163,9 @@ def create_segment(db: Session, new: NewSegment) -> SegmentIds:
     db.add(segment)
     db.flush()
     stream_ids = add_streams(db, segment.id, new.streams, new.started_at)
-    record_metadata(db, segment.id, request, new.offer, metadata, new.started_at)
+    record_metadata(
+        db, segment.id, request, new.offer, metadata, new.started_at, refresh_search=False
+    )
     db.flush()
     refresh_search_text(db, call.id)  # the call's keys are searchable even without metadata
     return SegmentIds(call.id, segment.id, stream_ids)
@@ -204,11 +206,14 @@ def record_metadata(
     offer: SiprecOffer,
     metadata: RecordingMetadata | None,
     wall: float,
+    *,
+    refresh_search: bool = True,
 ) -> None:
     """Store the raw metadata of this message and apply it to participants/streams.
 
     ``metadata`` is the session's view after this message (a ``partial`` update
-    already merged into what came before).
+    already merged into what came before). The call's search text is made again from
+    the new participants unless ``refresh_search`` is false (the caller does it).
     """
     if offer.metadata_raw is None and metadata is None:
         return
@@ -226,7 +231,7 @@ def record_metadata(
     )
     if metadata is not None:
         _apply_participants(db, segment_id, metadata, wall)
-        segment = db.get(Segment, segment_id)
+        segment = db.get(Segment, segment_id) if refresh_search else None
         if segment is not None:
             db.flush()
             refresh_search_text(db, segment.call_id)

@@ -10,12 +10,10 @@ that fails leaves the row as it was, so the next run tries again.
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
@@ -23,7 +21,7 @@ from sqlalchemy.orm import Session
 from callvault.config import Settings
 from callvault.db import Database
 from callvault.db.models import Recording, Segment
-from callvault.store import BlobStore, LocalStore
+from callvault.store import LocalStore, store_for
 
 __all__ = ["Swept", "file_size", "spent_segments", "sweep"]
 
@@ -73,26 +71,9 @@ def file_size(data_dir: Path, relative: str | None) -> int:
         return 0
 
 
-def _stores(settings: Settings, data_dir: Path) -> Callable[[str], BlobStore]:
-    found: dict[str, BlobStore] = {}
-
-    def store(name: str) -> BlobStore:
-        if name not in found:
-            if name == "s3":
-                # Imported late: boto3 is only needed where recordings live in S3.
-                module: Any = importlib.import_module("callvault.store.s3")
-                found[name] = module.store_from_settings(settings)
-            else:
-                found[name] = LocalStore(data_dir)
-        return found[name]
-
-    return store
-
-
 def sweep(database: Database, settings: Settings, data_dir: Path) -> Swept:
     """Remove the files of deleted recordings and the captures nobody needs any more."""
     swept = Swept()
-    store = _stores(settings, data_dir)
     files = database.read(
         lambda db: db.execute(
             select(Recording.id, Recording.store, Recording.path, Recording.size_bytes)
@@ -107,7 +88,7 @@ def sweep(database: Database, settings: Settings, data_dir: Path) -> Swept:
     others = ["local", "s3"] if settings["storage.s3.bucket"] else ["local"]
     for recording_id, store_name, path, size in files:
         try:
-            store(store_name).delete(str(path))
+            store_for(settings, store_name).delete(str(path))
         except Exception as exc:  # a store outage must not stop the rest of the run
             swept.errors.append(f"recording {recording_id}: cannot delete {path}: {exc}")
             log.error("retention: cannot delete %s of recording %d: %s", path, recording_id, exc)
@@ -115,7 +96,7 @@ def sweep(database: Database, settings: Settings, data_dir: Path) -> Swept:
         for other in others:
             if other != store_name:
                 try:
-                    store(other).delete(str(path))
+                    store_for(settings, other).delete(str(path))
                 except Exception as exc:
                     log.warning("retention: cannot check %s for %s: %s", other, path, exc)
         removed.append(recording_id)

@@ -208,7 +208,9 @@ class StreamStatistics:
         if gap_from is not None and now - gap_from > self._gap_threshold and not self._paused_now:
             self._add_silence(gap_from, now)
         self._gap_from = self._last_at = now
-        resumed, self._resumed = self._resumed, False
+        resumed = self._resumed
+        if resumed:  # the first packet after a resume, whichever branch it takes below
+            self._resumed = False
 
         if ssrc != self._ssrc:
             if self._ssrc is not None:
@@ -233,9 +235,9 @@ class StreamStatistics:
                 self._reset_sequence(seq)
         else:
             udelta = (seq - self._max_seq) & 0xFFFF
-            if resumed and 0 < udelta < _MAX_DROPOUT:
-                self._skipped += udelta - 1  # what the SRC sent while we did not listen
             if 0 < udelta < _MAX_DROPOUT:
+                if resumed:
+                    self._skipped += udelta - 1  # what the SRC sent while we did not listen
                 if seq < self._max_seq:
                     self._cycles += _SEQ_MOD
                 self._max_seq = seq

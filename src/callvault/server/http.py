@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
@@ -17,16 +17,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 class Readiness:
     ready: bool
     detail: dict[str, object]
-
-
-def create_app(
-    readiness: Callable[[], Readiness],
-    gauges: Callable[[], dict[str, float]],
-) -> FastAPI:
-    """An app with only the operator's routes (tests, and a node without the web app)."""
-    app = FastAPI(title="callvault", docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(health_router(readiness, gauges))
-    return app
 
 
 def health_router(

@@ -41,7 +41,7 @@ def store_for(settings: Settings, name: str) -> BlobStore:
 
     ``settings`` must be the *effective* ones (``runtime_settings.effective_settings``):
     the ``storage.s3.*`` values are runtime settings kept in the database. ``StoreError``
-    for an S3 store with no bucket configured, ``ValueError`` for an unknown name.
+    for an S3 store with no bucket configured or an unknown name.
     """
     if name == "local":
         return LocalStore(settings.data_dir.resolve())
@@ -49,7 +49,7 @@ def store_for(settings: Settings, name: str) -> BlobStore:
         from callvault.store.s3 import store_from_settings  # boto3 only when needed
 
         return store_from_settings(settings)
-    raise ValueError(f"unknown store {name!r}")
+    raise StoreError(f"unknown store {name!r}")
 
 
 @dataclass(frozen=True, slots=True)

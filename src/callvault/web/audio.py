@@ -210,12 +210,17 @@ def transcoded_audio(path: Path | bytes, sha256: str | None, duration_s: float |
     return AudioBody(len(header) + data_bytes, "audio/wav", f'"{tag}"', chunks, transcoded=True)
 
 
+class FileMissing(WebError):
+    """A ready recording's file is not where its row says (500)."""
+
+
 def recording_body(data_dir: Path, recording: Recording, *, as_stored: bool) -> AudioBody:
     """The body for a ready recording: as stored (download), or what the browser can
     play (transcoded when :func:`playable` says it must be).
 
     ``NotFound`` when it is not ready (saying its state: only ask after checking that
-    the caller may see it), ``WebError`` (500) when its file is missing or unreadable.
+    the caller may see it), :class:`FileMissing` (500) when its file is missing,
+    ``WebError`` (500) when it is unreadable.
     """
     if recording.state != "ready" or not recording.path:
         raise NotFound(
@@ -229,7 +234,7 @@ def recording_body(data_dir: Path, recording: Recording, *, as_stored: bool) -> 
             return stored_audio(path, media_type, recording.sha256)
         return transcoded_audio(path, recording.sha256, recording.duration_s)
     except FileNotFoundError:
-        raise WebError(f"the file of recording {recording.id} is missing from storage") from None
+        raise FileMissing(f"the file of recording {recording.id} is missing from storage") from None
     except RuntimeError as exc:  # libsndfile could not read it
         raise WebError(f"recording {recording.id} cannot be decoded for playback: {exc}") from None
 

@@ -23,7 +23,6 @@ from callvault.crypto.access import (
     NoPrivateKey,
     ciphertext_name,
     open_plaintext,
-    open_store,
     opening,
     plaintext_facts,
 )
@@ -31,10 +30,12 @@ from callvault.crypto.openpgp import BadPassphrase, OpenPGPError, PassphraseRequ
 from callvault.crypto.stream import PlaintextStream
 from callvault.db.models import Recording
 from callvault.runtime_settings import effective_settings
+from callvault.store import store_for
 from callvault.store.base import BlobStore, StoreError
 from callvault.web.audio import (
     CONTENT_TYPES,
     AudioBody,
+    FileMissing,
     playable,
     recording_body,
     transcoded_audio,
@@ -76,7 +77,7 @@ def _store_of(ctx: WebContext, recording: Recording) -> BlobStore:
     settings = ctx.settings
     if recording.store != "local":  # the bucket settings an administrator saved
         settings = ctx.database.read(lambda db: effective_settings(db, ctx.settings, check=False))
-    return open_store(settings, recording.store, ctx.data_dir)
+    return store_for(settings, recording.store)
 
 
 def playback_body(
@@ -95,12 +96,15 @@ def playback_body(
     ``shared`` (a share link, where nobody can type a passphrase): 409 instead of 401.
     """
     _ready(recording)
-    if recording.store == "local" and not (ctx.data_dir / str(recording.path)).exists():
-        # The uploader may have moved it to the bucket since the row was read.
-        moved = ctx.database.read(lambda db: db.get(Recording, recording.id))
-        recording = moved if moved is not None and moved.state == "ready" else recording
     if not recording.encrypted and recording.store == "local":
-        return recording_body(ctx.data_dir, recording, as_stored=as_stored)
+        try:
+            return recording_body(ctx.data_dir, recording, as_stored=as_stored)
+        except FileMissing:
+            # The uploader may have moved it to the bucket since the row was read.
+            moved = ctx.database.read(lambda db: db.get(Recording, recording.id))
+            if moved is None or moved.state != "ready" or moved.store == "local":
+                raise
+            recording = moved
     try:
         return _from_store(ctx, recording, as_stored, passphrase, shared)
     except StoreError as exc:
